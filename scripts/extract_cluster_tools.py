@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         digest = hashlib.sha256(data).hexdigest()
         want = sums.get(binary)
         if digest != want:
-            for _, tmp in staged:
+            for _binary, tmp in staged:
                 os.unlink(tmp)
             print(f"{binary}: sha256 {digest} does not match the pinned {want}; nothing installed", file=sys.stderr)
             return 1

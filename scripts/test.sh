@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run the project's checks. No argument: all of them (what `make test` and CI run).
+# With arguments: only those stages (unit, kubesim, integration, sanity, lint, build).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$root/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$root/ansible.cfg"
+py="$root/.venv/bin/python"
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(lint unit build sanity kubesim integration)
+failed=()
+
+run_stage() {
+  local name=$1; shift
+  echo "=== $name: $*"
+  local start=$SECONDS
+  if "$@"; then
+    echo "=== $name: ok ($((SECONDS - start)) s)"
+  else
+    echo "=== $name: FAILED ($((SECONDS - start)) s)"
+    failed+=("$name")
+  fi
+}
+
+# pytest exits 5 when it collected nothing: that is a failure here, never hidden.
+pytest_stage() { "$py" -m pytest -p no:cacheprovider "$@"; }
+
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    lint)
+      run_stage ruff "$py" -m ruff check plugins tests bench scripts
+      run_stage yamllint "$py" -m yamllint -s .
+      run_stage ansible-lint "$root/.venv/bin/ansible-lint" --profile production --offline
+      ;;
+    unit) run_stage unit pytest_stage tests/unit -q ;;
+    build) run_stage build "$py" scripts/build_check.py ;;
+    sanity) run_stage sanity bash scripts/sanity.sh ;;
+    kubesim) run_stage kubesim pytest_stage tests/kubesim -q ;;
+    integration) run_stage integration pytest_stage tests/integration -q ;;
+    *) echo "unknown stage $stage (unit kubesim integration sanity lint build)"; exit 2 ;;
+  esac
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED stages: ${failed[*]}"
+  exit 1
+fi
+echo "all stages passed: ${stages[*]}"
