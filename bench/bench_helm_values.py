@@ -1,0 +1,225 @@
+"""Benchmark okemesh.istio.helm_values: 20 path edits in a ~3,000-line values file.
+
+The file is built from tests/fixtures/values/modern-istiod-values.yaml (mixed list styles,
+comments, flow `{}`/`[]`, a block scalar): its body is repeated under nine component keys.
+The 20 edits mix scalar flips, type changes, inserts into `{}`, new nested keys, list-item
+edits, an append to a flush-style list and a removal.
+
+Measured (median of --repeat runs; each run on a fresh copy of the file):
+
+* ``edit_values`` in-process (parse, plan, splice, re-parse to verify) - the pure cost;
+* the module as a process (``python helm_values.py args.json``: interpreter start, imports,
+  read, edit, atomic write) - what Ansible executes on the target;
+* the module task inside ``ansible-playbook`` (connection local), read from the
+  ansible.posix.json callback's task duration - "a module run including Ansible overhead";
+  a second task repeats the edit (idempotent, no write) and an ``ansible.builtin.stat`` task
+  of the same file gives the floor of Ansible's per-task overhead on this machine;
+* the whole ``ansible-playbook`` wall time (start-up included), for reference.
+
+Also prints how many lines the edit changed (splice) against a plain ruamel.yaml round trip
+of the same file. Numbers only: it asserts nothing. Target from the issue: under 1 s per
+module run including Ansible overhead.
+
+    .venv/bin/python bench/bench_helm_values.py [--repeat 5] [--copies 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / ".collections"))
+
+from ruamel.yaml import YAML  # noqa: E402
+
+from ansible_collections.okemesh.istio.plugins.module_utils._values import (  # noqa: E402
+    edit_values,
+    normalize_set,
+    normalize_unset,
+)
+
+FIXTURE = REPO / "tests" / "fixtures" / "values" / "modern-istiod-values.yaml"
+MODULE = REPO / "plugins" / "modules" / "helm_values.py"
+BIN = Path(sys.executable).parent
+
+
+def build_file(copies: int) -> str:
+    text = FIXTURE.read_text()
+    head, body = text.split("_internal_defaults_do_not_set:\n", 1)
+    parts = [head]
+    for i in range(copies):
+        parts.append(f"# ---- component {i} ----\ncomponent{i}:\n{body}\n")
+    return "".join(parts)
+
+
+def edits(copies: int) -> tuple[dict, list]:
+    c = [f"component{i % copies}" for i in range(copies)]
+    sets = {
+        f"{c[0]}.autoscaleEnabled": False,
+        f"{c[0]}.global.tag": "1.28.0",
+        f"{c[1]}.global.hub": "registry.example.com/istio",
+        f"{c[1]}.replicaCount": 3,
+        f"{c[2]}.traceSampling": 5.0,
+        f"{c[2]}.global.logAsJson": True,
+        f"{c[3]}.podAnnotations.prometheus\\.io/scrape": "true",
+        f"{c[3]}.nodeSelector": {"kubernetes.io/os": "linux"},
+        f"{c[4]}.resources.limits": {"cpu": "2", "memory": "4Gi"},
+        f"{c[4]}.global.proxy.resources.requests.cpu": "50m",
+        f"{c[5]}.meshConfig.extensionProviders[0].opentelemetry.port": 4318,
+        f"{c[5]}.global.podDNSSearchNamespaces[0]": "mesh",
+        f"{c[6]}.tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        f"{c[6]}.sidecarInjectorWebhook.enableNamespacesByDefault": True,
+        f"{c[7]}.global.proxy.startupProbe.failureThreshold": 300,
+        f"{c[7]}.telemetry.v2.stackdriver.enabled": True,
+        f"{c[8]}.global.nativeSidecars": False,
+        f"{c[8]}.meshConfig.defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE": "true",
+        f"{c[8]}.newSection.enabled": True,
+    }
+    unsets = [f"{c[0]}.experimental"]
+    return sets, unsets
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def changed_line_count(before: str, after: str) -> int:
+    return sum(
+        1
+        for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--copies", type=int, default=9)
+    opts = parser.parse_args()
+
+    text = build_file(opts.copies)
+    sets, unsets = edits(opts.copies)
+    n_paths = len(sets) + len(unsets)
+    print(f"file: {len(text.splitlines())} lines, {len(text)} bytes; {n_paths} paths ({len(sets)} set, {len(unsets)} unset)")
+
+    result = edit_values(text, sets=normalize_set(sets), unsets=normalize_unset(unsets))
+    yaml = YAML()
+    dumped = io.StringIO()
+    yaml.dump(yaml.load(text), dumped)
+    print(
+        f"rendering: {result.rendering}; changes reported: {len(result.changes)}; "
+        f"lines changed by the module: {changed_line_count(text, result.text)}; "
+        f"lines a plain ruamel.yaml load+dump changes (no edit at all): {changed_line_count(text, dumped.getvalue())}"
+    )
+
+    pure = median_time(lambda: edit_values(text, sets=normalize_set(sets), unsets=normalize_unset(unsets)), opts.repeat)
+    again = median_time(lambda: edit_values(result.text, sets=normalize_set(sets), unsets=normalize_unset(unsets)), opts.repeat)
+    print(f"edit_values in-process: {pure * 1000:.0f} ms (change), {again * 1000:.0f} ms (already applied, no change)")
+
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    with tempfile.TemporaryDirectory(prefix="bench-helm-values-") as tmp:
+        work = Path(tmp)
+        values = work / "values.yaml"
+
+        # -- the module as a process (what AnsiballZ runs on the target, minus the zip wrapper)
+        args_file = work / "args.json"
+        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"path": str(values), "set": sets, "unset": unsets}}))
+        mod_env = dict(env, PYTHONPATH=str(REPO / ".collections"))
+
+        def run_module():
+            values.write_text(text)
+            proc = subprocess.run([sys.executable, str(MODULE), str(args_file)], env=mod_env, capture_output=True, text=True, check=False)
+            out = json.loads(proc.stdout)
+            if out.get("failed") or not out.get("changed"):
+                raise SystemExit(f"module run failed: {proc.stdout} {proc.stderr}")
+
+        print(f"module process (python helm_values.py args.json): {median_time(run_module, opts.repeat) * 1000:.0f} ms")
+
+        # -- ansible-playbook, task durations from the ansible.posix.json callback
+        playbook = work / "bench.yml"
+        vars_file = work / "vars.json"
+        vars_file.write_text(json.dumps({"bench_path": str(values), "bench_set": sets, "bench_unset": unsets}))
+        playbook.write_text(
+            "- name: Benchmark helm_values\n"
+            "  hosts: localhost\n"
+            "  connection: local\n"
+            "  gather_facts: false\n"
+            "  tasks:\n"
+            "    - name: Edit 20 paths\n"
+            "      okemesh.istio.helm_values:\n"
+            "        path: '{{ bench_path }}'\n"
+            "        set: '{{ bench_set }}'\n"
+            "        unset: '{{ bench_unset }}'\n"
+            "    - name: Same edit again (idempotent)\n"
+            "      okemesh.istio.helm_values:\n"
+            "        path: '{{ bench_path }}'\n"
+            "        set: '{{ bench_set }}'\n"
+            "        unset: '{{ bench_unset }}'\n"
+            "    - name: Baseline task (stat of the same file)\n"
+            "      ansible.builtin.stat:\n"
+            "        path: '{{ bench_path }}'\n"
+        )
+        pb_env = dict(
+            env,
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+            ANSIBLE_LOCALHOST_WARNING="false",
+        )
+        task_times: dict[str, list[float]] = {}
+        walls = []
+        for _ in range(opts.repeat):
+            values.write_text(text)
+            start = time.perf_counter()
+            proc = subprocess.run(
+                [str(BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"@{vars_file}", str(playbook)],
+                env=pb_env,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                check=False,
+            )
+            walls.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            report = json.loads(proc.stdout)
+            for task in report["plays"][0]["tasks"]:
+                host = task["hosts"]["localhost"]
+                if host.get("failed"):
+                    raise SystemExit(f"task failed: {host}")
+                duration = task["task"]["duration"]
+                seconds = _span(duration["start"], duration["end"])
+                task_times.setdefault(task["task"]["name"], []).append(seconds)
+            changed = [t["hosts"]["localhost"]["changed"] for t in report["plays"][0]["tasks"][:2]]
+            if changed != [True, False]:
+                raise SystemExit(f"unexpected changed flags {changed}")
+        for name, times in task_times.items():
+            print(f"ansible-playbook task '{name}': {statistics.median(times) * 1000:.0f} ms")
+        print(f"ansible-playbook wall time (3 tasks, start-up included): {statistics.median(walls):.2f} s")
+        print(f"edited file check: {changed_line_count(text, values.read_text())} lines changed")
+
+
+def _span(start: str, end: str) -> float:
+    from datetime import datetime
+
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
+    return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+
+
+if __name__ == "__main__":
+    main()
