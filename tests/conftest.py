@@ -1,3 +1,3 @@
-"""Project-wide pytest configuration: the kubesim fixtures are available to every test."""
+"""Project-wide pytest configuration: the kubesim and OCI-stub fixtures are available to every test."""
 
-pytest_plugins = ["tests.kubesim.pytest_plugin"]
+pytest_plugins = ["tests.kubesim.pytest_plugin", "tests.oci_stub.pytest_plugin"]

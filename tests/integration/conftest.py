@@ -49,6 +49,8 @@ def playbook_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_RETRY_FILES_ENABLED"] = "0"
+    # the modules run with this interpreter (the venv's), not whatever discovery finds first
+    env.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
     env.setdefault("ANSIBLE_LOCAL_TEMP", str(REPO / "tests" / "output" / "ansible-tmp"))
     env.pop("KUBECONFIG", None)
     if extra:
