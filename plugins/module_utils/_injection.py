@@ -389,7 +389,6 @@ def classify_pod(pod, ns_info, injector_index, istiod_index, proxy_version=None)
         namespace=meta.get("namespace"),
         name=meta.get("name"),
         owner="%s/%s" % (owner_kind, owner_name),
-        phase=phase,
         proxy=proxy_kind,
         proxy_ready=None,
         app_ready=None,
@@ -804,8 +803,10 @@ def verdict(result, fail_on):
 
 
 def converged(result, fail_on):
-    """True when waiting longer is pointless: the check passes at the fail_on threshold
-    (``never`` waits for the ``error`` threshold)."""
+    """True when the state has settled: no pod is still not ready, and the check passes at the
+    fail_on threshold (``never`` uses the ``error`` threshold)."""
+    if result["summary"]["by_status"].get("not_ready"):
+        return False
     return not verdict(result, "error" if fail_on == "never" else fail_on)
 
 
@@ -845,8 +846,8 @@ def report_lines(result, fail_on="error"):
         if not istiod["ready"]:
             continue
         version = (", version %s" % istiod["version"]) if istiod["version"] else ""
-        _line(lines, OK, "%s is ready (%s, %d/%d%s)" % (istiod["name"], istio_ns, istiod["ready_replicas"],
-                                                          istiod["replicas"], version))
+        counts = (istiod["name"], istio_ns, istiod["ready_replicas"], istiod["replicas"], version)
+        _line(lines, OK, "%s is ready (%s, %d/%d%s)" % counts)
     seen_services = set()
     for injector in cp["injectors"]:
         label = "revision %s" % injector["revision"] + (", tag %s" % injector["tag"] if injector["tag"] else "")
@@ -998,7 +999,7 @@ def run(cache, options, clock):
     result = _evaluate(cache, options)
     rounds = 1
     if wait > 0 and not converged(result, fail_on):
-        watching = set(["pods"])
+        watching = set(["pods", "namespaces"])
         try:
             while True:
                 if any(f["code"] in CONTROL_PLANE_CODES for f in result["findings"]):

@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import json
 import os
+from contextlib import suppress
 import threading
 import time
 import traceback
@@ -304,16 +305,13 @@ class Kube(object):
             if buf.strip():
                 yield json.loads(buf)
         finally:
-            try:
+            with suppress(Exception):  # best effort: the stream may already be closed
                 resp.release_conn()
-            except Exception:  # pragma: no cover - best effort
-                pass
 
 
 def _chunks(resp):
     if getattr(resp, "chunked", False) and getattr(resp, "supports_chunked_reads", lambda: False)():
-        for chunk in resp.read_chunked(decode_content=True):
-            yield chunk
+        yield from resp.read_chunked(decode_content=True)
         return
     while True:
         data = resp.read1(65536) if hasattr(resp, "read1") else resp.read(1)
@@ -382,19 +380,48 @@ class Cache(object):
         res.lists += 1
         return dict((_obj_key(o), o) for o in items), rv
 
-    def list_all(self):
-        for index, res in enumerate(self.resources):
-            try:
+    def _list_one(self, index):
+        res = self.resources[index]
+        try:
+            res.items, res.resource_version = self._list(res)
+        except KubernetesError as err:
+            if err.details.get("status") == 404 and res.fallback is not None:
+                self.resources[index] = res = res.fallback
                 res.items, res.resource_version = self._list(res)
-            except KubernetesError as err:
-                if err.details.get("status") == 404 and res.fallback is not None:
-                    self.resources[index] = res = res.fallback
-                    res.items, res.resource_version = self._list(res)
-                elif err.details.get("status") == 404 and res.optional:
-                    res.served = False
-                    res.items, res.resource_version = {}, None
-                else:
-                    raise
+            elif err.details.get("status") == 404 and res.optional:
+                res.served = False
+                res.items, res.resource_version = {}, None
+            else:
+                raise
+
+    def list_all(self, parallel=4):
+        """LIST every resource; up to ``parallel`` requests at a time (the small LISTs then
+        ride along while the API server is still producing the big pod LIST)."""
+        indexes = list(range(len(self.resources)))
+        if parallel <= 1 or len(indexes) <= 1:
+            for index in indexes:
+                self._list_one(index)
+            return
+        errors = []
+
+        def worker(mine):
+            for index in mine:
+                try:
+                    self._list_one(index)
+                except Exception as exc:  # re-raised in the caller's thread
+                    errors.append((index, exc))
+                    return
+
+        threads = []
+        for n in range(min(parallel, len(indexes))):
+            thread = threading.Thread(target=worker, args=(indexes[n::parallel],), name="list-%d" % n)
+            thread.daemon = True
+            threads.append(thread)
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise sorted(errors, key=lambda e: e[0])[0][1]
 
     def get(self, key):
         out = []
@@ -511,10 +538,8 @@ class Cache(object):
         for name in ("shutdown", "close"):
             method = getattr(resp, name, None)
             if method is not None:
-                try:
+                with suppress(Exception):  # best effort: the reader thread may be closing it too
                     method()
-                except Exception:  # pragma: no cover - best effort
-                    pass
 
     def close(self):
         """Stop the watch threads (they are daemons: the process may also just exit)."""

@@ -19,8 +19,11 @@ How an edit works:
    line of its mapping with the sibling indentation, a removed key loses its lines, a value
    that changes shape (scalar <-> mapping/list, ``{}`` -> entries) is re-rendered in block
    style with the file's indentation. Every other byte of the file is left as it was.
-4. The result is parsed again and must read back exactly as the expected data (type aware:
-   ``true`` is not ``"true"``). Only when a change cannot be spliced (YAML merge keys,
+4. The result must read back exactly as the expected data (type aware: ``true`` is not
+   ``"true"``). Only the top-level or second-level pairs that contain a splice are parsed
+   again (everything else is byte-identical, and such block pairs read the same on their
+   own); files with anchors, aliases or directives, and multi-document files, are parsed
+   again as a whole. Only when a change cannot be spliced (YAML merge keys,
    aliases, complex keys, unusual layouts) or the splice does not read back, the document is
    re-emitted with a full ruamel.yaml round-trip dump instead: comments and key order are
    kept, but indentation and list style are normalised to the file's dominant style, so more
@@ -146,7 +149,7 @@ def parse_path(path):
                 close = text.find("]", i)
                 if close < 0:
                     fail("unterminated '['")
-                inner = text[i + 1:close].strip()
+                inner = text[i + 1 : close].strip()
                 if not re.match(r"^-?[0-9]+$", inner):
                     fail("list index %r is not an integer" % inner)
                 comps.append(int(inner))
@@ -286,8 +289,7 @@ def _list_index(seq, comp, comps, depth, display, for_set):
             comp = int(comp)
         else:
             raise InputError(
-                "Values path %r: %r is a list, so the next component must be an index like [0], not the key %r."
-                % (display, format_path(comps[:depth]), comp),
+                "Values path %r: %r is a list, so the next component must be an index like [0], not the key %r." % (display, format_path(comps[:depth]), comp),
                 key=display,
             )
     if -len(seq) <= comp < len(seq):
@@ -310,8 +312,7 @@ def apply_set(data, comps, value, create=True, display=None):
         if isinstance(node, dict):
             if isinstance(comp, int):
                 raise InputError(
-                    "Values path %r: %r is a mapping, not a list; index [%d] does not apply."
-                    % (display, format_path(comps[:depth]) or "<top level>", comp),
+                    "Values path %r: %r is a mapping, not a list; index [%d] does not apply." % (display, format_path(comps[:depth]) or "<top level>", comp),
                     key=display,
                 )
             key = _lookup_key(node, comp)
@@ -327,8 +328,7 @@ def apply_set(data, comps, value, create=True, display=None):
                     )
                 if isinstance(comps[depth + 1], int):
                     raise InputError(
-                        "Values path %r: cannot create the list %r from an index; set the whole list instead."
-                        % (display, format_path(comps[: depth + 1])),
+                        "Values path %r: cannot create the list %r from an index; set the whole list instead." % (display, format_path(comps[: depth + 1])),
                         key=display,
                     )
                 key = comp if key is _MISSING else key
@@ -384,9 +384,7 @@ def apply_unset(data, comps, display=None):
 # ---------------------------------------------------------------------------
 
 # Strings a YAML 1.1 (Helm's go-yaml) or 1.2 reader would not read back as strings when plain.
-_SPECIAL_WORDS = frozenset(
-    w.lower() for w in ("y", "yes", "n", "no", "true", "false", "on", "off", "null", "~", "=", "<<", ".inf", "-.inf", "+.inf", ".nan")
-)
+_SPECIAL_WORDS = frozenset(w.lower() for w in ("y", "yes", "n", "no", "true", "false", "on", "off", "null", "~", "=", "<<", ".inf", "-.inf", "+.inf", ".nan"))
 _NUMBERISH = re.compile(
     "|".join(
         (
@@ -570,7 +568,7 @@ def render_block(value, col, layout):
     for item in value:
         if isinstance(item, (dict, list)) and item:
             sub = render_block(item, col + 2, layout)
-            lines.append(pad + "- " + sub[0][col + 2:])
+            lines.append(pad + "- " + sub[0][col + 2 :])
             lines.extend(sub[1:])
         else:
             inline, sub = render_inline_or_block(item, col, Layout(2, layout.seq_indented))
@@ -591,18 +589,14 @@ class _CannotSplice(Exception):
 def _compose_and_construct(text, source):
     """Return ``[(node, data), ...]`` for every document of ``text``."""
     yaml = YAML(typ="safe", pure=True)
-    constructor, parser = yaml.get_constructor_parser(text)
     docs = []
     try:
-        while constructor.composer.check_node():
-            node = constructor.composer.get_node()
-            docs.append((node, constructor.construct_document(node)))
+        for node in yaml.compose_all(text):
+            docs.append((node, yaml.constructor.construct_document(node)))
     except YAMLError as exc:
         raise ValuesFileError("%s is not valid YAML: %s" % (source, _short_yaml_error(exc)), path=source)
-    except (ValueError, TypeError) as exc:  # e.g. unhashable keys
-        raise ValuesFileError("%s could not be read as YAML data: %s" % (source, exc), path=source)
-    finally:
-        parser.dispose()
+    except Exception as exc:  # e.g. unhashable keys, parser corner cases: still "not a values file we can edit"
+        raise ValuesFileError("%s could not be read as YAML data: %s: %s" % (source, type(exc).__name__, exc), path=source)
     return docs
 
 
@@ -724,7 +718,7 @@ class _Splicer(object):
             i -= 1
         if i < 0 or text[i] != "-":
             raise _CannotSplice("sequence item not on its dash line")
-        if text[self.line_start(i):i].strip():
+        if text[self.line_start(i) : i].strip():
             raise _CannotSplice("dash not first on its line")
         return i + 1
 
@@ -750,7 +744,7 @@ class _Splicer(object):
             return
         if isinstance(node, SequenceNode) and isinstance(old, list) and isinstance(new, list) and new:
             if len(new) > len(old) and same(old, new[: len(old)]):
-                self.append_items(node, new[len(old):])
+                self.append_items(node, new[len(old) :])
                 return
             if len(old) == len(new):
                 for item, o, n in zip(node.value, old, new):
@@ -758,7 +752,7 @@ class _Splicer(object):
                 return
             if len(new) == len(old) - 1:
                 for idx in range(len(old)):
-                    if same(old[:idx] + old[idx + 1:], new):
+                    if same(old[:idx] + old[idx + 1 :], new):
                         self.delete_item(node.value[idx])
                         return
         self.replace_value(owner, node, new, col)
@@ -794,8 +788,7 @@ class _Splicer(object):
             if last_kept is None:
                 raise _CannotSplice("no kept key to insert after")
             lines = render_block(dict(added), key_col, self.layout)
-            pos = self.line_end(self.pair_end(*last_kept))
-            self.replace(pos, pos, self.nl + self.join(lines))
+            self.insert_lines_after(self.pair_end(*last_kept), lines)
 
     def pair_end(self, knode, vnode):
         if isinstance(vnode, ScalarNode) and vnode.start_mark.index == vnode.end_mark.index:
@@ -808,7 +801,7 @@ class _Splicer(object):
         knode, vnode = node.value[idx]
         text = self.text
         start = self.line_start(knode.start_mark.index)
-        prefix = text[start:knode.start_mark.index]
+        prefix = text[start : knode.start_mark.index]
         if vnode.start_mark.index == vnode.end_mark.index:
             end_pos = self.after_colon(knode)
         else:
@@ -825,8 +818,16 @@ class _Splicer(object):
         dash = self.after_dash(node.value[-1]) - 1
         col = dash - self.line_start(dash)
         lines = render_block(items, col, self.layout)
-        pos = self.line_end(self.content_end(node))
-        self.replace(pos, pos, self.nl + self.join(lines))
+        self.insert_lines_after(self.content_end(node), lines)
+
+    def insert_lines_after(self, pos, lines):
+        """Insert complete lines after the line that holds ``pos`` (at the start of the next line)."""
+        end = self.line_end(pos)
+        nxt = self.after_line(pos)
+        if nxt <= end:  # last line without a line break
+            self.replace(end, end, self.nl + self.join(lines))
+        else:
+            self.replace(nxt, nxt, self.join(lines) + self.nl)
 
     def delete_item(self, item):
         dash = self.after_dash(item) - 1
@@ -856,7 +857,7 @@ class _Splicer(object):
             layout = Layout(layout.step, node.start_mark.column > onode.start_mark.column)
         if kind == "item" and isinstance(new, (dict, list)) and new:
             lines = render_block(new, col + 2, self.layout)
-            inline, lines = lines[0][col + 2:], lines[1:]
+            inline, lines = lines[0][col + 2 :], lines[1:]
         else:
             inline, lines = render_inline_or_block(new, col, layout, style=old_style)
         old_block = (not empty) and (node.start_mark.line > owner_line or (isinstance(node, (MappingNode, SequenceNode)) and not node.flow_style))
@@ -867,7 +868,7 @@ class _Splicer(object):
         elif lines:
             region = (anchor, self.line_end(value_end))
             comment = self.trailing_comment(value_end, region[1])
-            if comment is None and self.text[value_end:region[1]].strip():
+            if comment is None and self.text[value_end : region[1]].strip():
                 raise _CannotSplice("text after value")
         else:
             if empty:
@@ -901,115 +902,129 @@ def _splice_document(text, node, old, new, layout, nl):
 
 
 class _Unit(object):
-    """A block key/value pair whose lines can be parsed on their own (top-level or second-level)."""
+    """A block key/value pair whose lines can be parsed on their own (after removing its indentation)."""
 
-    def __init__(self, parent, key, knode, start, end, col):
-        self.parent = parent  # None (top level) or the top-level key
+    def __init__(self, parent, key, start, end, col):
+        self.parent = parent  # path (tuple of keys) of the mapping that holds the pair
         self.key = key
-        self.knode = knode
         self.start = start
         self.end = end
         self.col = col
         self.splices = []
+        self.parsed = None
 
 
-def _units(splicer, node, old):
-    """Top-level and second-level pairs of the root mapping with their line spans."""
-    top, second = [], []
+def _find_unit(splicer, node, old, edit, col, parent=()):
+    """The innermost block pair of mapping ``node`` that contains ``edit``.
+
+    ``col`` is the indentation of inserted lines (None for replacements): inserted lines
+    belong to a pair that is less indented than they are.
+    """
     if len(node.value) != len(old):
         return None
     for (knode, vnode), key in zip(node.value, old):
-        start = splicer.line_start(knode.start_mark.index)
-        if splicer.text[start:knode.start_mark.index].strip() or knode.start_mark.index < node.start_mark.index:
+        if knode.start_mark.index > edit[1]:
             return None
-        unit = _Unit(None, key, knode, start, splicer.after_line(splicer.pair_end(knode, vnode)), 0)
-        top.append(unit)
+        start = splicer.line_start(knode.start_mark.index)
+        end = splicer.after_line(splicer.pair_end(knode, vnode))
+        if not (start <= edit[0] and edit[1] <= end):
+            continue
+        if splicer.text[start : knode.start_mark.index].strip() or (col is not None and knode.start_mark.column >= col):
+            return None
         child = old[key]
-        if isinstance(vnode, MappingNode) and not vnode.flow_style and isinstance(child, dict) and len(vnode.value) == len(child):
-            for (k2, v2), key2 in zip(vnode.value, child):
-                start2 = splicer.line_start(k2.start_mark.index)
-                if splicer.text[start2:k2.start_mark.index].strip():
-                    break
-                second.append(_Unit(key, key2, k2, start2, splicer.after_line(splicer.pair_end(k2, v2)), k2.start_mark.column))
-    return top, second
+        if isinstance(vnode, MappingNode) and not vnode.flow_style and isinstance(child, dict) and vnode.value:
+            deeper = _find_unit(splicer, vnode, child, edit, col, parent + (key,))
+            if deeper is not None:
+                return deeper
+        return _Unit(parent, key, start, end, knode.start_mark.column)
+    return None
 
 
 def _verify_local(text, result, node, old, new, splicer, source):
-    """Check the splice by re-parsing only the pairs it touched.
+    """Check the splice by re-parsing only the innermost block pairs that contain the splices.
 
-    Valid because the text outside those pairs is byte-identical and block pairs at the top
-    two levels read the same on their own (no anchors, aliases or directives, checked here).
-    Returns True/False, or None when the layout does not allow a local check.
+    Valid because the text outside those pairs is byte-identical and a block pair reads the
+    same on its own once its indentation is removed (no anchors, aliases or directives, which
+    are checked here). Returns True/False, or None when the layout does not allow a local check.
     """
     if splicer is None or splicer.layout.has_anchors or re.search(r"^%", text, re.M) or not isinstance(node, MappingNode):
         return None
+    edits = sorted(splicer.edits, key=lambda e: (e[0], e[1], e[2]))
+    nl = splicer.nl
+    units = {}
     try:
-        units = _units(splicer, node, old)
+        for edit in edits:
+            col = None
+            if edit[0] == edit[1] and (edit[0] == 0 or text[edit[0] - 1] == "\n" or edit[3].startswith(nl)):
+                # complete new lines: they belong to the innermost pair less indented than they are
+                body = edit[3][len(nl) :] if edit[3].startswith(nl) else edit[3]
+                first = body.split(nl)[0]
+                col = len(first) - len(first.lstrip(" "))
+            unit = _find_unit(splicer, node, old, edit, col)
+            if unit is None:
+                if col != 0:
+                    return None
+                unit = _Unit((), _MISSING, edit[0], edit[1], 0)  # new top-level keys read on their own
+            unit = units.setdefault((unit.start, unit.end, unit.key is _MISSING), unit)
+            unit.splices.append(edit)
     except _CannotSplice:
         return None
-    if units is None:
-        return None
-    top, second = units
-    edits = sorted(splicer.edits, key=lambda e: (e[0], e[1], e[2]))
-    for edit in edits:
-        owner = None
-        for unit in second:
-            if unit.start <= edit[0] and edit[1] <= unit.end:
-                owner = unit
-                break
-        if owner is None:
-            for unit in top:
-                if unit.start <= edit[0] and edit[1] <= unit.end:
-                    owner = unit
-                    break
-        if owner is None:
-            return None
-        owner.splices.append(edit)
-    # a touched top-level pair is checked as a whole (its second-level pairs are inside it)
-    touched_top = [u for u in top if u.splices]
-    for unit in second:
-        if unit.splices and unit.parent in [t.key for t in touched_top]:
-            for t in touched_top:
-                if t.key == unit.parent:
-                    t.splices.extend(unit.splices)
-            unit.splices = []
-    touched = [u for u in second if u.splices] + touched_top
+    # a unit inside another touched unit is checked as part of the outer one
+    ordered = sorted(units.values(), key=lambda u: (u.start, -u.end))
+    touched = []
+    for unit in ordered:
+        outer = touched[-1] if touched else None
+        if outer is not None and outer.key is not _MISSING and outer.start <= unit.start and unit.end <= outer.end and unit.key is not _MISSING:
+            outer.splices.extend(unit.splices)
+        else:
+            touched.append(unit)
 
     def new_span(unit):
-        delta_before = sum(len(e[3]) - (e[1] - e[0]) for e in edits if e[1] <= unit.start and e not in unit.splices)
+        own_at_start = [e for e in unit.splices if e[0] == unit.start]
+        first_key = min(own_at_start) if own_at_start else None
+        delta_before = 0
+        for e in edits:
+            if e in unit.splices:
+                continue
+            if unit.start < e[0] < unit.end or unit.start < e[1] < unit.end:
+                raise _CannotSplice("foreign edit inside a unit")
+            if e[1] <= unit.start and (first_key is None or e[0] < unit.start or e < first_key):
+                delta_before += len(e[3]) - (e[1] - e[0])
         inside = sum(len(e[3]) - (e[1] - e[0]) for e in unit.splices)
         start = unit.start + delta_before
         return start, start + (unit.end - unit.start) + inside
 
     rebuilt = dict(old)
-    children = {}
+    copies = {(): rebuilt}
+
+    def target_of(path):
+        if path not in copies:
+            holder = target_of(path[:-1])
+            copies[path] = holder[path[-1]] = dict(holder[path[-1]])
+        return copies[path]
+
     for unit in touched:
-        start, end = new_span(unit)
+        try:
+            start, end = new_span(unit)
+        except _CannotSplice:
+            return None
         chunk = result[start:end]
         if unit.col:
-            chunk = "\n".join(line[min(unit.col, len(line) - len(line.lstrip(" "))):] for line in chunk.split("\n"))
+            chunk = "\n".join(line[min(unit.col, len(line) - len(line.lstrip(" "))) :] for line in chunk.split("\n"))
         try:
             docs = _compose_and_construct(chunk, source)
         except ValuesFileError:
             return False
         if len(docs) > 1:
             return False
-        parsed = docs[0][1] if docs else None
-        if parsed is None:
-            parsed = {}
+        parsed = (docs[0][1] if docs else None) or {}
         if not isinstance(parsed, dict):
             return False
-        if unit.parent is None:
-            target = rebuilt
-        else:
-            if unit.parent not in children:
-                children[unit.parent] = dict(old[unit.parent])
-                rebuilt[unit.parent] = children[unit.parent]
-            target = children[unit.parent]
-        target.pop(unit.key, None)
         unit.parsed = parsed
+        if unit.key is not _MISSING:
+            target_of(unit.parent).pop(unit.key, None)
     for unit in touched:
-        target = rebuilt if unit.parent is None else children[unit.parent]
+        target = target_of(unit.parent)
         for key, value in unit.parsed.items():
             if key in target:
                 return False  # would be a duplicate key in the whole file
@@ -1093,11 +1108,15 @@ def normalize_unset(unset_option):
 def edit_values(text, sets=None, unsets=None, create=True, document=None, source="values file"):
     """Apply ``unsets`` then ``sets`` to YAML ``text``; returns an :class:`EditResult`.
 
+    ``text`` None means a new file (written as ``{}`` when nothing is set).
+
     ``sets``: list of (components, display, value); ``unsets``: list of (components, display).
     Raises InputError / ValuesFileError; the caller's file is never touched here.
     """
     if not HAS_RUAMEL:  # pragma: no cover
         raise ValuesFileError("ruamel.yaml is required to edit values files", path=source)
+    new_file = text is None
+    text = text or ""
     sets = sets or []
     unsets = unsets or []
     bom = ""
@@ -1142,9 +1161,7 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
                 change["before_type"] = type_name(before)
                 change["after_type"] = type_name(value)
             changes.append(change)
-    if same(old, new) and docs:
-        return EditResult(bom + text, [], "none")
-    if same(old, new) and not docs and text.strip():
+    if same(old, new) and not new_file:
         return EditResult(bom + text, [], "none")
 
     expected = [d for _n, d in docs] or [None]
@@ -1162,8 +1179,13 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
         result = None
     if result is None:
         rendering = "dump"
-        result = _dump_document(text, index, operations, create, layout, source)
-        if not _reads_as(result, expected, source):
+        try:
+            result = _dump_document(text, index, operations, create, layout, source)
+        except (InputError, ValuesFileError):
+            raise
+        except Exception:  # ruamel.yaml's round-trip types have corner cases (merge keys, aliases)
+            result = None
+        if result is None or not _reads_as(result, expected, source):
             raise ValuesFileError(
                 "Could not write %s so that it reads back as intended (YAML anchors/aliases or merge keys on the edited paths "
                 "are not supported); nothing was changed." % source,

@@ -18,7 +18,7 @@ description:
   - The file is parsed with ruamel.yaml to locate each key and value; the new text is spliced in at that position. A changed
     scalar keeps its quote style where the new value allows it; a new key is added after the last key of its mapping with
     the indentation of its siblings; a new mapping or list is written in block style with the file's indentation. The result
-    is parsed again and must read back exactly as intended (type aware) before it is written.
+    (the changed parts) is parsed again and must read back exactly as intended (type aware) before it is written.
   - Only when a change cannot be spliced (YAML anchors/aliases or merge keys on the edited path, complex keys, unusual layouts)
     the whole file is re-emitted by a ruamel.yaml round-trip dump; comments and key order survive, but indentation and list
     style are normalised, so lines other than the edited ones may change. RV(rendering) says which method was used.
@@ -26,7 +26,8 @@ description:
     the chart's values in place or keep upstream untouched and pass an override file to Helm.
   - Strings are written so that YAML 1.1 (Helm) and YAML 1.2 read them back as strings, so V("true"), V("1.0") and V("on") are
     quoted; V(true) (a boolean) and V("true") (a string) are different values and the module reports the type change.
-  - The file is replaced atomically (temporary file in the same directory, then rename).
+  - The file is replaced atomically (temporary file in the same directory, then rename); a symlinked O(path) is edited
+    where it points to and stays a link.
 author:
   - okemesh.istio contributors (@okemesh)
 requirements:
@@ -278,7 +279,7 @@ def run(module):
     original = _read(path, params["create"])
     existed = original is not None
     result = edit_values(
-        original or "",
+        original,
         sets=sets,
         unsets=unsets,
         create=params["create"],
@@ -295,7 +296,8 @@ def run(module):
             after_header=path,
         )
     if changed and not module.check_mode:
-        backup_file = _write(module, path, result.text, existed)
+        # a symlinked values file is edited where it points to (the link stays a link)
+        backup_file = _write(module, os.path.realpath(path) if existed else path, result.text, existed)
         if backup_file:
             output["backup_file"] = backup_file
     if existed or not module.check_mode:

@@ -27,7 +27,7 @@ description:
     passes.
   - Read-only. It never changes the cluster and always returns RV(ignore:changed=false).
 author:
-  - okemesh.istio contributors
+  - okemesh.istio contributors (@okemesh)
 extends_documentation_fragment:
   - okemesh.istio.k8s_auth
 options:
@@ -61,8 +61,8 @@ options:
     type: str
   wait:
     description:
-      - Seconds to wait for the result to converge (no finding at the O(fail_on) level, V(error) for
-        O(fail_on=never)). The module watches instead of polling and returns as soon as it converges.
+      - Seconds to wait for the result to converge (every pod ready and no finding at the O(fail_on) level,
+        V(error) for O(fail_on=never)). The module watches instead of polling and returns as soon as it converges.
       - V(0) checks once.
     type: int
     default: 0
@@ -179,9 +179,8 @@ pods:
   type: list
   elements: dict
   sample:
-    - {namespace: bookinfo, name: reviews-v1-7d8f9c6b5-x2k4p, owner: deployment/reviews-v1, phase: Running,
-       status: injected, severity: ok, proxy: native, proxy_ready: true, app_ready: true, proxy_version: 1.28.0,
-       revision: default, reason: native sidecar ready}
+    - {namespace: bookinfo, name: reviews-v1-7d8f9c6b5-x2k4p, owner: deployment/reviews-v1, status: injected, severity: ok,
+       proxy: native, proxy_ready: true, app_ready: true, proxy_version: 1.28.0, revision: default, reason: native sidecar ready}
 findings:
   description: Problems found, aggregated per workload (pod findings list their pods).
   returned: success
@@ -203,7 +202,7 @@ report_lines:
     - "\u00d7 deployment/reviews-v2: 2 pods without istio-proxy, restart needed [IST0103]"
     - "    remedy: kubectl rollout restart deployment/reviews-v2 -n bookinfo"
 converged:
-  description: True when the result passes at the O(fail_on) level (V(error) for O(fail_on=never)).
+  description: True when no pod is still not ready and the result passes at the O(fail_on) level (V(error) for O(fail_on=never)).
   returned: success
   type: bool
 elapsed:

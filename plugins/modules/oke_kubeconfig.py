@@ -24,7 +24,7 @@ description:
     long-lived. A token is freshly minted on every run, so token mode reports a change on (practically) every run."
   - Check mode asks OCI for the kubeconfig (a read-only call) to predict the change, and writes nothing.
 author:
-  - okemesh.istio contributors
+  - okemesh.istio maintainers (@okemesh)
 extends_documentation_fragment:
   - okemesh.istio.oci_auth
 options:
@@ -83,6 +83,7 @@ attributes:
     support: full
     description: Shows the kubeconfig before and after, with credentials masked.
   idempotent:
+    description: When run twice in a row with the same options, the second run reports no change.
     support: partial
     details: Idempotent with O(credential=exec); O(credential=token) mints a new token, so it reports a change on later runs.
 notes:

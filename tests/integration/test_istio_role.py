@@ -198,7 +198,12 @@ def test_canary_revision_round_trip(kubesim, tmp_path, playbook):
     assert result.rc == 0, str(result)
     run(kubesim, "kubectl", "create", "namespace", "shop")
     run(kubesim, "kubectl", "label", "namespace", "shop", "istio-injection=enabled")
-    run(kubesim, "kubectl", "-n", "shop", "create", "deployment", "web", "--image=nginx")
+    web_manifest = tmp_path / "web.json"
+    web_manifest.write_text(json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}))
+    run(kubesim, "kubectl", "apply", "-f", str(web_manifest))
 
     # Step 1: the canary revision beside the default one, a tag on it, the namespace moved.
     canary = {"istio_revision": "canary", "istio_revision_tags": [{"name": "prod-stable", "revision": "canary"}],

@@ -40,7 +40,7 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 class Cluster:
-    def __init__(self, settings: Settings | None = None, token: str = "kubesim-token") -> None:
+    def __init__(self, settings: Settings | None = None, token: str = "kubesim-token") -> None:  # noqa: S107 - a simulator
         self.settings = settings or Settings()
         self.registry = Registry()
         self.store = Store(self.settings, self.registry)
@@ -61,8 +61,8 @@ class Cluster:
                 try:
                     self.store.create("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
                                                           "metadata": {"name": "default", "namespace": ns}})
-                except Exception:  # noqa: BLE001 - namespace may already be terminating
-                    pass
+                except Exception as exc:  # noqa: BLE001 - namespace may already be terminating
+                    print(f"kubesim: default service account in {ns}: {exc!r}", flush=True)
 
     def bootstrap(self) -> None:
         for ns in SYSTEM_NAMESPACES:

@@ -46,14 +46,17 @@ def validate_name(rt: ResourceType, obj: dict) -> None:
             return
         raise invalid(rt.kind, "", rt.group, [{"field": "metadata.name", "message": "Required value: name or generateName is required"}])
     if rt.key in ("namespaces",):
-        pattern, what = DNS1123_LABEL, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
+        pattern, what = DNS1123_LABEL, ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+                                        "and must start and end with an alphanumeric character")
     elif rt.key == "services":
-        pattern, what = DNS1035_LABEL, "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"
-    elif rt.key in ("rbac", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
+        pattern, what = DNS1035_LABEL, ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+                                        "start with an alphabetic character, and end with an alphanumeric character")
+    elif rt.key in ("roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
                     "clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io"):
         pattern, what = re.compile(r"^[^/%]+$"), "may not contain '/' or '%'"
     else:
-        pattern, what = DNS1123_SUBDOMAIN, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+        pattern, what = DNS1123_SUBDOMAIN, ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                                            "and must start and end with an alphanumeric character")
     limit = 63 if pattern in (DNS1123_LABEL, DNS1035_LABEL) else 253
     if len(name) > limit or not pattern.match(name):
         raise invalid(rt.kind, name, rt.group, [{"field": "metadata.name", "message": f'Invalid value: "{name}": {what}'}])
@@ -155,11 +158,13 @@ def _default_crd(obj: dict) -> None:
     status = obj.get("status") or {}
     status["acceptedNames"] = names
     status["storedVersions"] = sorted(set((status.get("storedVersions") or []) + stored))
-    status["conditions"] = [
+    old = {c.get("type"): c for c in status.get("conditions") or []}
+    wanted = [
         {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
         {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted",
          "lastTransitionTime": now},
     ]
+    status["conditions"] = [old[c["type"]] if old.get(c["type"], {}).get("status") == "True" else c for c in wanted]
     obj["status"] = status
 
 

@@ -312,5 +312,60 @@ def admission(rt: Runtime, operation: str, key: str, obj: dict[str, Any], old: d
     return inject(rt, obj, dry_run=bool((request or {}).get("dry_run")))
 
 
+AMBIENT = "ambient:namespaces"      # pseudo key: istio-cni's redirection of existing pods
+
+
+def _ambient_wanted(rt: Runtime, ns_labels: dict[str, str], pod: dict[str, Any]) -> bool:
+    md = meta(pod)
+    return (ns_labels.get("istio.io/dataplane-mode") == "ambient"
+            and (md.get("labels") or {}).get("istio.io/dataplane-mode") != "none"
+            and "sidecar.istio.io/status" not in (md.get("annotations") or {})
+            and not (pod.get("spec") or {}).get("hostNetwork")
+            and rt.cache.get(DAEMONSETS, ISTIO_NS, "ztunnel") is not None)
+
+
+def reconcile_ambient(rt: Runtime, _unused: str | None, ns: str) -> None:
+    """Ambient needs no restart: the CNI node agent (re)annotates running pods when the namespace label changes."""
+    nsobj = rt.cache.get(NAMESPACES, None, ns)
+    ns_labels = meta(nsobj).get("labels") or {} if nsobj else {}
+    for pod in rt.cache.list(PODS, ns):
+        if meta(pod).get("deletionTimestamp"):
+            continue
+        want = _ambient_wanted(rt, ns_labels, pod)
+        has = (meta(pod).get("annotations") or {}).get("ambient.istio.io/redirection") == "enabled"
+        if want == has:
+            continue
+
+        def fix(cur: dict[str, Any], want: bool = want) -> bool:
+            ann = cur["metadata"].setdefault("annotations", {})
+            if want:
+                ann["ambient.istio.io/redirection"] = "enabled"
+            else:
+                ann.pop("ambient.istio.io/redirection", None)
+            return True
+
+        rt.modify(PODS, ns, meta(pod)["name"], fix, uid=meta(pod).get("uid"))
+
+
+def _ns_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    if etype == "DELETED":
+        return
+    before = ((old or {}).get("metadata") or {}).get("labels") or {}
+    after = meta(obj).get("labels") or {}
+    if old is None or before.get("istio.io/dataplane-mode") != after.get("istio.io/dataplane-mode"):
+        rt.mark(AMBIENT, None, meta(obj)["name"])
+
+
+def _ds_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    md = meta(obj)
+    if md.get("namespace") == ISTIO_NS and md.get("name") == "ztunnel" and (etype != "MODIFIED"):
+        for ns in rt.cache.list(NAMESPACES):
+            if (meta(ns).get("labels") or {}).get("istio.io/dataplane-mode") == "ambient":
+                rt.mark(AMBIENT, None, meta(ns)["name"])
+
+
 def register(rt: Runtime) -> None:
     rt.store.add_admission(lambda op, key, obj, old, request: admission(rt, op, key, obj, old, request))
+    rt.reconcilers[AMBIENT] = reconcile_ambient
+    rt.fanout[NAMESPACES].append(_ns_fanout)
+    rt.fanout[DAEMONSETS].append(_ds_fanout)

@@ -3,8 +3,8 @@
 client-go sends typed built-in objects as protobuf: a 4-byte magic ``k8s\\x00`` followed by a
 ``runtime.Unknown`` message whose ``raw`` field holds the typed message.  This is a small wire
 decoder with hand-written field tables for the kinds our clients send that way (Secret,
-ConfigMap, Namespace, ServiceAccount and DeleteOptions; ObjectMeta with labels, annotations,
-ownerReferences, finalizers).  Anything else raises ``Unsupported`` -> HTTP 415.
+ConfigMap, Namespace, ServiceAccount, Role/ClusterRole/RoleBinding/ClusterRoleBinding and
+DeleteOptions; ObjectMeta with labels, annotations, ownerReferences, finalizers).  Anything else raises ``Unsupported`` -> HTTP 415.
 """
 
 from __future__ import annotations
@@ -81,7 +81,18 @@ OBJECT_META = {
 OBJECT_REF = {1: ("kind", "str", None), 2: ("namespace", "str", None), 3: ("name", "str", None), 4: ("uid", "str", None),
               5: ("apiVersion", "str", None), 6: ("resourceVersion", "str", None), 7: ("fieldPath", "str", None)}
 LOCAL_REF = {1: ("name", "str", None)}
+SUBJECT = {1: ("kind", "str", None), 2: ("apiGroup", "str", None), 3: ("name", "str", None), 4: ("namespace", "str", None)}
+ROLE_REF = {1: ("apiGroup", "str", None), 2: ("kind", "str", None), 3: ("name", "str", None)}
+POLICY_RULE = {1: ("verbs", "rep_str", None), 2: ("apiGroups", "rep_str", None), 3: ("resources", "rep_str", None),
+               4: ("resourceNames", "rep_str", None), 5: ("nonResourceURLs", "rep_str", None)}
+LABEL_SELECTOR = {1: ("matchLabels", "map_str", None)}
+BINDING = {1: ("metadata", "msg", OBJECT_META), 2: ("subjects", "rep_msg", SUBJECT), 3: ("roleRef", "msg", ROLE_REF)}
 SCHEMAS: dict[str, dict] = {
+    "ClusterRoleBinding": BINDING,
+    "RoleBinding": BINDING,
+    "Role": {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rep_msg", POLICY_RULE)},
+    "ClusterRole": {1: ("metadata", "msg", OBJECT_META), 2: ("rules", "rep_msg", POLICY_RULE),
+                    3: ("aggregationRule", "msg", {1: ("clusterRoleSelectors", "rep_msg", LABEL_SELECTOR)})},
     "Secret": {1: ("metadata", "msg", OBJECT_META), 2: ("data", "map_bytes", None), 3: ("type", "str", None),
                4: ("stringData", "map_str", None), 5: ("immutable", "bool", None)},
     "ConfigMap": {1: ("metadata", "msg", OBJECT_META), 2: ("data", "map_str", None), 3: ("binaryData", "map_bytes", None),
@@ -98,7 +109,7 @@ SCHEMAS: dict[str, dict] = {
 
 def _decode(buf: bytes, schema: dict) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for num, wt, val in fields(buf):
+    for num, _wt, val in fields(buf):
         spec = schema.get(num)
         if spec is None:
             continue                       # unknown or unneeded field (managedFields, ...)

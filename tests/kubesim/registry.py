@@ -87,7 +87,16 @@ BUILTINS: list[ResourceType] = [
     _r("networking.k8s.io", ["v1"], "ingressclasses", "IngressClass", False),
     _r("storage.k8s.io", ["v1"], "storageclasses", "StorageClass", False, ["sc"]),
     _r("scheduling.k8s.io", ["v1"], "priorityclasses", "PriorityClass", False, ["pc"]),
+    # review APIs: create-only, never stored; kubesim allows everything (``kubectl auth can-i`` says yes)
+    _r("authorization.k8s.io", ["v1"], "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, verbs=["create"]),
+    _r("authorization.k8s.io", ["v1"], "subjectaccessreviews", "SubjectAccessReview", False, verbs=["create"]),
+    _r("authorization.k8s.io", ["v1"], "selfsubjectrulesreviews", "SelfSubjectRulesReview", False, verbs=["create"]),
+    _r("authentication.k8s.io", ["v1"], "selfsubjectreviews", "SelfSubjectReview", False, verbs=["create"]),
+    _r("authentication.k8s.io", ["v1"], "tokenreviews", "TokenReview", False, verbs=["create"]),
 ]
+REVIEW_KEYS = {"selfsubjectaccessreviews.authorization.k8s.io", "subjectaccessreviews.authorization.k8s.io",
+               "selfsubjectrulesreviews.authorization.k8s.io", "selfsubjectreviews.authentication.k8s.io",
+               "tokenreviews.authentication.k8s.io"}
 
 
 class Registry:
@@ -148,7 +157,7 @@ class Registry:
                 for v in rt.versions:
                     if v not in vs:
                         vs.append(v)
-        for g, vs in out.items():
+        for vs in out.values():
             vs.sort(key=_version_priority)
         return out
 

@@ -23,12 +23,13 @@ from . import protobuf, tables
 from .defaults import CRD_KEY, Allocator, apply_defaults, check_type, validate_crd, validate_name
 from .errors import ApiError, not_found
 from .patch import apply_merge, json_merge, json_patch, strategic_merge
-from .registry import ResourceType
+from .registry import REVIEW_KEYS, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Entry, Event, clone
 
 JSON = "application/json"
 BOOKMARK_INTERVAL = 1.0
+UNKNOWN_FORMAT = "the body of the request was in an unknown format - accepted media types include: "
 STATUS_SUB_CREATE_KEEP = {"nodes", "namespaces", "services", CRD_KEY, "pods"}
 try:
     _YAML_LOADER = yaml.CSafeLoader
@@ -79,6 +80,8 @@ class Api:
             if path.startswith("/openapi/"):
                 return self.openapi(request)
             parts = [unquote(p) for p in path.strip("/").split("/")]
+            if parts in (["api"], ["apis"]) and self._wants_aggregated(request):
+                return self.aggregated(parts[0] == "api")
             if parts == ["api"]:
                 return json_response({"kind": "APIVersions", "versions": ["v1"],
                                       "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
@@ -144,6 +147,52 @@ class Api:
         return {"major": major, "minor": minor, "gitVersion": v, "gitCommit": "kubesim", "gitTreeState": "clean",
                 "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc", "platform": "linux/amd64",
                 "emulationMajor": major, "emulationMinor": minor, "minCompatibilityMajor": major, "minCompatibilityMinor": minor}
+
+    @staticmethod
+    def _wants_aggregated(request: web.Request) -> bool:
+        for part in request.headers.get("Accept", "").split(","):
+            params = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])}
+            if params.get("g") == "apidiscovery.k8s.io" and params.get("v") == "v2" and params.get("as") == "APIGroupDiscoveryList":
+                return True
+        return False
+
+    def aggregated(self, core: bool) -> web.Response:
+        """Aggregated discovery (apidiscovery.k8s.io/v2): what kubectl and helm ask for first; one
+        request instead of one per group-version."""
+        if core:
+            groups = [("", ["v1"])]
+        else:
+            groups = [(g, vs) for g, vs in sorted(self.registry.group_versions().items(),
+                                                  key=lambda kv: (not kv[0].endswith("k8s.io") and "." in kv[0], kv[0]))]
+        items = []
+        for g, vs in groups:
+            versions = []
+            for v in vs:
+                resources = []
+                for rt in sorted(self.registry.resources_in(g, v), key=lambda r: r.plural):
+                    gvk = {"group": g, "version": v, "kind": rt.kind}
+                    entry: dict[str, Any] = {"resource": rt.plural, "responseKind": gvk, "scope": "Namespaced" if rt.namespaced else "Cluster",
+                                             "singularResource": rt.singular, "verbs": rt.verbs}
+                    if rt.short_names:
+                        entry["shortNames"] = rt.short_names
+                    if rt.categories:
+                        entry["categories"] = rt.categories
+                    subs = []
+                    for sub in rt.subresources:
+                        if sub == "status":
+                            subs.append({"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]})
+                        elif sub == "scale":
+                            subs.append({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                                         "verbs": ["get", "patch", "update"]})
+                    if rt.key == "pods":
+                        subs.append({"subresource": "log", "responseKind": {"group": "", "version": "", "kind": "Pod"}, "verbs": ["get"]})
+                    if subs:
+                        entry["subresources"] = subs
+                    resources.append(entry)
+                versions.append({"version": v, "resources": resources, "freshness": "Current"})
+            items.append({"metadata": {"name": g, "creationTimestamp": None}, "versions": versions})
+        body = {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items}
+        return web.Response(body=dumps(body), headers={"Content-Type": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"})
 
     def group(self, name: str) -> dict[str, Any]:
         vs = self.registry.group_versions().get(name)
@@ -328,7 +377,7 @@ class Api:
         q = request.query
         lmatch, fmatch = self._filters(request)
         with self.store.lock:
-            entries = self.store.entries(rt.key, ns)
+            entries, keys = self.store.sorted_entries(rt.key, ns)
             rv = str(self.store.current_rv)
         cont = q.get("continue")
         if cont:
@@ -337,7 +386,6 @@ class Api:
                 start_after = (token["ns"], token["name"])
             except (ValueError, KeyError, TypeError):
                 raise ApiError(400, "BadRequest", "continue key is not valid")
-            keys = [((e.obj["metadata"].get("namespace") or ""), e.obj["metadata"]["name"]) for e in entries]
             entries = entries[bisect.bisect_right(keys, start_after):]
         if lmatch or fmatch:
             entries = [e for e in entries if (lmatch is None or lmatch((e.obj["metadata"].get("labels") or {})))
@@ -366,7 +414,9 @@ class Api:
         lmatch, fmatch = self._filters(request)
         if name is not None:
             prev = fmatch
-            fmatch = (lambda o, p=prev: o["metadata"]["name"] == name and (p is None or p(o)))
+
+            def fmatch(o: dict, p=prev) -> bool:
+                return o["metadata"]["name"] == name and (p is None or p(o))
         bookmarks = _truthy(q.get("allowWatchBookmarks"))
         timeout = float(q.get("timeoutSeconds") or 1800)
         drop = self.settings.fault_watch_drop_after
@@ -477,7 +527,7 @@ class Api:
             try:
                 return protobuf.decode(raw)
             except protobuf.Unsupported as exc:
-                raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({exc})")
+                raise ApiError(415, "UnsupportedMediaType", f"{UNKNOWN_FORMAT}application/json, application/yaml ({exc})")
         if ctype in ("application/json", "application/merge-patch+json", "application/json-patch+json", "application/strategic-merge-patch+json"):
             try:
                 return json.loads(raw or b"null")
@@ -489,7 +539,7 @@ class Api:
             except yaml.YAMLError as exc:
                 raise ApiError(400, "BadRequest", f"the body of the request could not be decoded: {exc}")
         raise ApiError(415, "UnsupportedMediaType",
-                       f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{ctype}")')
+                       f'{UNKNOWN_FORMAT}application/json, application/yaml, application/vnd.kubernetes.protobuf (got "{ctype}")')
 
     def _dry_run(self, request: web.Request) -> bool:
         return "All" in request.query.getall("dryRun", [])
@@ -532,7 +582,28 @@ class Api:
         return {"dry_run": self._dry_run(request), "namespace": ns, "field_manager": request.query.get("fieldManager")}
 
     # ------------------------------------------------------------------ writes
+    async def review(self, request: web.Request, rt: ResourceType, version: str) -> web.Response:
+        try:
+            body = await self.body(request)
+        except ApiError:
+            body = {}                    # protobuf review bodies are not decoded: the answer does not depend on them
+        spec = body.get("spec") if isinstance(body, dict) else None
+        status: dict[str, Any]
+        if rt.kind in ("SelfSubjectReview", "TokenReview"):
+            status = {"userInfo": {"username": "kubesim-admin", "groups": ["system:masters", "system:authenticated"]}}
+            if rt.kind == "TokenReview":
+                status["authenticated"] = True
+        elif rt.kind == "SelfSubjectRulesReview":
+            status = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                      "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
+        else:
+            status = {"allowed": True, "reason": "kubesim authorizes every authenticated request"}
+        return json_response({"kind": rt.kind, "apiVersion": rt.api_version(version), "metadata": {"creationTimestamp": None},
+                              "spec": spec or {}, "status": status}, 201)
+
     async def create(self, request: web.Request, rt: ResourceType, version: str, ns: str | None) -> web.Response:
+        if rt.key in REVIEW_KEYS:
+            return await self.review(request, rt, version)
         obj = await self.body(request)
         obj = self._prepare(rt, version, obj, ns, None)
         obj = self.store.admit("CREATE", rt.key, obj, None, self._request_info(request, ns))
@@ -565,6 +636,19 @@ class Api:
     async def patch(self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str, sub: str | None) -> web.Response:
         ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         body = await self.body(request, patch=True)
+        pinned = isinstance(body, dict) and bool((body.get("metadata") or {}).get("resourceVersion"))
+        for attempt in range(8):
+            try:
+                return self._patch_once(request, rt, version, ns, name, sub, ctype, body)
+            except ApiError as err:
+                # like the real server: a patch without a resourceVersion is retried when a concurrent
+                # writer (e.g. a controller thread) got in between the read and the write
+                if pinned or attempt == 7 or err.code != 409 or err.reason not in ("Conflict", "AlreadyExists"):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _patch_once(self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str, sub: str | None,
+                    ctype: str, body: Any) -> web.Response:
         old = self.store.get_ref(rt.key, ns, name)
         if ctype == "application/apply-patch+yaml":
             if not isinstance(body, dict):
@@ -605,7 +689,8 @@ class Api:
                     raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources; use a JSON merge patch")
                 new = strategic_merge(old, body)
             else:
-                raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got "{ctype}")')
+                raise ApiError(415, "UnsupportedMediaType", f"{UNKNOWN_FORMAT}application/json-patch+json, application/merge-patch+json, "
+                                                            f'application/apply-patch+yaml, application/strategic-merge-patch+json (got "{ctype}")')
         if not isinstance(new, dict):
             raise ApiError(422, "Invalid", "the patch produced something that is not an object")
         new_md = new.setdefault("metadata", {})

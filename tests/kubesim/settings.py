@@ -35,6 +35,8 @@ class Settings:
     fault_paths: str = ""                      # substring a request path must contain to be faulted ("" = any)
     fault_latency: float = 0.0                 # seconds added to every API request
     fault_watch_drop_after: float = 0.0        # >0: watch streams are cut after this many seconds
+    # --- API internals (added by the API half) ---------------------------------------------
+    watch_history: int = 20000                 # watch events kept for "watch from resourceVersion" (older -> 410 Expired); read at start
 
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -101,11 +101,13 @@ class Store:
         self._data: dict[str, dict[str, dict[str, Entry]]] = collections.defaultdict(dict)
         self._rv = itertools.count(1000)
         self.current_rv = 999
-        self.history: collections.deque[Event] = collections.deque(maxlen=HISTORY)
+        self.history: collections.deque[Event] = collections.deque(maxlen=max(1, int(getattr(self.settings, "watch_history", HISTORY))))
         self._listeners: list[Callable] = []
         self._admission: list[Callable] = []
         self._sync_hooks: list[Callable[[Event], None]] = []      # called under the lock (watch hub)
         self._dependents: dict[str, set[tuple[str, str, str]]] = collections.defaultdict(set)
+        self._key_version: dict[str, int] = collections.defaultdict(int)      # bumped on every write to a key
+        self._sorted: dict[tuple[str, str | None], tuple[int, list[Entry], list[tuple[str, str]]]] = {}
         self.stopped = threading.Event()
 
     # ------------------------------------------------------------------ registration
@@ -147,6 +149,7 @@ class Store:
     def _commit(self, key: str, ns: str, name: str, obj: dict | None, type_: str, old: dict | None, events: list) -> None:
         rv = next(self._rv)
         self.current_rv = rv
+        self._key_version[key] += 1
         if obj is not None and type_ != "DELETED":
             obj["metadata"]["resourceVersion"] = str(rv)
             self._data[key].setdefault(ns, {})[name] = Entry(obj)
@@ -164,8 +167,8 @@ class Store:
         for hook in list(self._sync_hooks):
             try:
                 hook(ev)
-            except Exception:     # noqa: BLE001 - a broken watcher must not break writes
-                pass
+            except Exception as exc:  # noqa: BLE001 - a broken watcher must not break writes
+                print(f"kubesim: watch hook failed: {exc!r}", flush=True)
         events.append(ev)
 
     def _index_owners(self, key: str, ns: str, name: str, old: dict | None, new: dict | None) -> None:
@@ -207,15 +210,27 @@ class Store:
             return clone(e.obj) if e else None
 
     def entries(self, key: str, namespace: str | None = None) -> list[Entry]:
-        """Stored entries sorted by (namespace, name); caller holds no lock requirement."""
+        """Stored entries sorted by (namespace, name) (a shared list: do not modify)."""
+        return self.sorted_entries(key, namespace)[0]
+
+    def sorted_entries(self, key: str, namespace: str | None = None) -> tuple[list[Entry], list[tuple[str, str]]]:
+        """(entries, their (namespace, name) keys), sorted; cached until the next write to ``key``."""
         with self.lock:
+            version = self._key_version[key]
+            cached = self._sorted.get((key, namespace))
+            if cached is not None and cached[0] == version:
+                return cached[1], cached[2]
             buckets = self._data.get(key)
             if not buckets:
-                return []
-            if namespace is not None:
+                entries = []
+            elif namespace is not None:
                 b = buckets.get(namespace)
-                return [b[n] for n in sorted(b)] if b else []
-            return [b[n] for ns in sorted(buckets) for b in (buckets[ns],) for n in sorted(b)]
+                entries = [b[n] for n in sorted(b)] if b else []
+            else:
+                entries = [b[n] for ns in sorted(buckets) for b in (buckets[ns],) for n in sorted(b)]
+            keys = [(e.obj["metadata"].get("namespace") or "", e.obj["metadata"]["name"]) for e in entries]
+            self._sorted[(key, namespace)] = (version, entries, keys)
+            return entries, keys
 
     def list(self, key: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
         match = parse_label_selector(label_selector)
@@ -250,8 +265,12 @@ class Store:
             if nsobj is None:
                 raise not_found("namespaces", ns)
             if (nsobj.get("status") or {}).get("phase") == "Terminating":
-                raise ApiError(403, "Forbidden", f'{plural} "{md.get("name") or md.get("generateName")}" is forbidden: unable to create new content in namespace {ns} because it is being terminated',
-                               {"name": md.get("name", ""), "group": group, "kind": plural, "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated", "field": "metadata.namespace"}]})
+                what = md.get("name") or md.get("generateName")
+                raise ApiError(403, "Forbidden",
+                               f'{plural} "{what}" is forbidden: unable to create new content in namespace {ns} because it is being terminated',
+                               {"name": md.get("name", ""), "group": group, "kind": plural,
+                                "causes": [{"reason": "NamespaceTerminating", "message": f"namespace {ns} is being terminated",
+                                            "field": "metadata.namespace"}]})
         else:
             md.pop("namespace", None)
             ns = ""
@@ -351,7 +370,8 @@ class Store:
                 raise not_found(plural, name, group)
             if preconditions:
                 if preconditions.get("uid") and preconditions["uid"] != cur["metadata"].get("uid"):
-                    raise ApiError(409, "Conflict", f'Precondition failed: UID in precondition: {preconditions["uid"]}, UID in object meta: {cur["metadata"].get("uid")}')
+                    raise ApiError(409, "Conflict",
+                                   f'Precondition failed: UID in precondition: {preconditions["uid"]}, UID in object meta: {cur["metadata"].get("uid")}')
                 if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != cur["metadata"].get("resourceVersion"):
                     raise ApiError(409, "Conflict", "Precondition failed: resourceVersion mismatch")
             if dry_run:

@@ -120,7 +120,7 @@ def pod_row(pod: dict[str, Any]) -> tuple[list[Any], dict]:
 
 POD_COLS = [NAME, _col("Ready", desc="The aggregate readiness state of this pod for accepting traffic."),
             _col("Status", desc="The aggregate status of the containers in this pod."),
-            _col("Restarts", "string", desc="The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            _col("Restarts", "string", desc="The number of times the containers in this pod have been restarted."),
             AGE, _col("IP", priority=1), _col("Node", priority=1), _col("Nominated Node", priority=1), _col("Readiness Gates", priority=1)]
 
 

@@ -162,6 +162,16 @@ def test_wrong_token_is_unauthorized(kubesim, tmp_path):
     assert status == 401 and body["kind"] == "Status" and body["reason"] == "Unauthorized"
 
 
+def test_cluster_admin_binding_and_can_i(kubesim):
+    # step 3 of the classic OKE procedure; kubectl sends this typed object as protobuf
+    out = kubectl(kubesim, "create", "clusterrolebinding", "oke-admin", "--clusterrole=cluster-admin", "--user=ocid1.user.oc1..example")
+    assert out.stdout.strip() == "clusterrolebinding.rbac.authorization.k8s.io/oke-admin created"
+    crb = kubectl_json(kubesim, "get", "clusterrolebinding", "oke-admin")
+    assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}
+    assert crb["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "ocid1.user.oc1..example"}]
+    assert kubectl(kubesim, "auth", "can-i", "create", "deployments", "-n", "istio-system").stdout.strip() == "yes"
+
+
 def test_kubectl_wait_and_watch_from_kubectl(kubesim):
     kubectl(kubesim, "create", "namespace", "w")
     kubectl(kubesim, "create", "configmap", "c", "-n", "w", "--from-literal=a=1")

@@ -137,8 +137,9 @@ def test_watch_bookmarks_and_label_selector_transitions(kubesim):
                     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "labels": {"team": "a"}}})
     kubesim.request("PATCH", "/api/v1/namespaces/default/configmaps/b", {"metadata": {"labels": {"team": "b"}}},
                     content_type="application/merge-patch+json")
-    req = urllib.request.Request(f"{kubesim.url}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=team%3Da"
-                                 f"&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=2")
+    url = (f"{kubesim.url}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=team%3Da"
+           f"&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=2")
+    req = urllib.request.Request(url)  # noqa: S310
     req.add_header("Authorization", f"Bearer {kubesim.token}")
     with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=kubesim.ca), timeout=10) as resp:  # noqa: S310
         lines = [json.loads(x) for x in resp.read().splitlines() if x.strip()]

@@ -57,6 +57,8 @@ def test_image_pull_failure(kubesim):
     assert "ImagePullBackOff" in kubectl(kubesim, "-n", "pull", "get", "pods", "--no-headers").stdout
     out = kubectl(kubesim, "-n", "pull", "wait", "--for=condition=Ready", "pod", "--all", "--timeout=2s", check=False)
     assert out.returncode != 0
+    events = get_json(kubesim, "-n", "pull", "events", "--field-selector", f"involvedObject.name={p['metadata']['name']}")["items"]
+    assert {(e["type"], e["reason"]) for e in events} >= {("Warning", "Failed"), ("Normal", "BackOff")}
 
 
 def test_api_errors_and_429_retry_after(kubesim):

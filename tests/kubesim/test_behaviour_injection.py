@@ -141,12 +141,16 @@ def test_revisions_tags_and_ambient(kubesim):
     assert "ambient.istio.io/redirection" not in (amb["metadata"].get("annotations") or {})
     apply(kubesim, {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ztunnel", "namespace": "istio-system"},
                     "spec": {"selector": {"matchLabels": {"app": "ztunnel"}},
-                             "template": {"metadata": {"labels": {"app": "ztunnel"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/ztunnel:1.30.1"}]}}}})
-    kubectl(kubesim, "-n", "mesh-ambient", "rollout", "restart", "deployment/app")
-    _rollout(kubesim, "mesh-ambient", "app")
-    amb = wait_for(lambda: [p for p in pods(kubesim, "mesh-ambient") if p["metadata"]["uid"] != amb["metadata"]["uid"]], what="restarted ambient pod")[0]
+                             "template": {"metadata": {"labels": {"app": "ztunnel"}},
+                                          "spec": {"containers": [{"name": "istio-proxy", "image": "docker.io/istio/ztunnel:1.30.1"}]}}}})
+    # ambient needs no restart: the node agent redirects running pods (here: once ztunnel runs)
+    amb = wait_for(lambda: [p for p in pods(kubesim, "mesh-ambient")
+                            if (p["metadata"].get("annotations") or {}).get("ambient.istio.io/redirection") == "enabled"], what="ambient annotation")[0]
     assert container_names(amb) == (["app"], [])
-    assert amb["metadata"]["annotations"]["ambient.istio.io/redirection"] == "enabled"
+    # ... and un-labelling the namespace takes it out of the mesh again
+    kubectl(kubesim, "label", "namespace", "mesh-ambient", "istio.io/dataplane-mode-")
+    wait_for(lambda: not any((p["metadata"].get("annotations") or {}).get("ambient.istio.io/redirection") for p in pods(kubesim, "mesh-ambient")),
+             what="ambient annotation removed")
 
     # the default-revision tag makes istio-injection=enabled resolve to canary
     apply(kubesim, injector_webhook("istio-revision-tag-default", rev="canary", tag="default"))

@@ -135,3 +135,52 @@ def test_lb_delay_and_no_serving(kubesim):
     except OSError:
         served = False
     assert not served, "lb_serve=false: nothing listens on the assigned IP"
+
+
+GATEWAY_API_CRDS = [
+    {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": f"{plural}.gateway.networking.k8s.io"},
+     "spec": {"group": "gateway.networking.k8s.io", "scope": scope,
+              "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()},
+              "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                            "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    for plural, kind, scope in (("gatewayclasses", "GatewayClass", "Cluster"), ("gateways", "Gateway", "Namespaced"),
+                                ("httproutes", "HTTPRoute", "Namespaced"))
+]
+
+
+def test_kubernetes_gateway_api_deployed_by_simulated_istiod(kubesim):
+    from tests.kubesim.test_behaviour_support import injector_webhook
+
+    apply(kubesim, GATEWAY_API_CRDS)
+    wait_for(lambda: kubectl(kubesim, "get", "httproutes.gateway.networking.k8s.io", "-A", check=False).returncode == 0, what="Gateway API served")
+    apply(kubesim, [namespace("istio-system"), injector_webhook(),
+                    deployment("istiod", "istio-system", labels={"app": "istiod"},
+                               containers=[{"name": "discovery", "image": "docker.io/istio/pilot:1.30.0"}])])
+    # istiod registers its GatewayClass
+    gwc = wait_for(lambda: kubectl(kubesim, "get", "gatewayclass", "istio", "-o", "json", check=False).returncode == 0
+                   and get_json(kubesim, "gatewayclass", "istio"), what="GatewayClass istio")
+    assert gwc["spec"]["controllerName"] == "istio.io/gateway-controller"
+    _bookinfo(kubesim)
+    apply(kubesim, [
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "bookinfo-gateway", "namespace": "bookinfo"},
+         "spec": {"gatewayClassName": "istio",
+                  "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "Same"}}}]}},
+        {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "bookinfo", "namespace": "bookinfo"},
+         "spec": {"parentRefs": [{"name": "bookinfo-gateway"}],
+                  "rules": [{"matches": [{"path": {"type": "Exact", "value": "/productpage"}}, {"path": {"type": "PathPrefix", "value": "/static"}}],
+                             "backendRefs": [{"name": "productpage", "port": 9080}]}]}},
+    ])
+    out = kubectl(kubesim, "-n", "bookinfo", "wait", "--for=condition=programmed", "gateway/bookinfo-gateway", "--timeout=30s")
+    assert "condition met" in out.stdout
+    kubectl(kubesim, "-n", "bookinfo", "rollout", "status", "deployment/bookinfo-gateway-istio", "--timeout=30s")
+    gw = get_json(kubesim, "-n", "bookinfo", "gateway.gateway.networking.k8s.io", "bookinfo-gateway")
+    ip = gw["status"]["addresses"][0]["value"]
+    svc = get_json(kubesim, "-n", "bookinfo", "service", "bookinfo-gateway-istio")
+    assert svc["spec"]["type"] == "LoadBalancer" and svc["status"]["loadBalancer"]["ingress"][0]["ip"] == ip
+    pod = [p for p in get_json(kubesim, "-n", "bookinfo", "pods", "-l", "gateway.networking.k8s.io/gateway-name=bookinfo-gateway")["items"]][0]
+    assert pod["spec"]["containers"][0]["image"] == "docker.io/istio/proxyv2:1.30.0", "gateway pod injected through the gateway template"
+    code, headers, body = wait_for(lambda: (r := http_get(f"http://{ip}/productpage"))[0] == 200 and r, what="200 via HTTPRoute")
+    assert "<title>Simple Bookstore App</title>" in body and headers["server"] == "istio-envoy"
+    assert http_get(f"http://{ip}/reviews")[0] == 404
+    route = get_json(kubesim, "-n", "bookinfo", "httproute", "bookinfo")
+    assert {c["type"]: c["status"] for c in route["status"]["parents"][0]["conditions"]} == {"Accepted": "True", "ResolvedRefs": "True"}

@@ -92,7 +92,8 @@ def test_statefulset_daemonset_job(kubesim):
     apply(kubesim, [namespace("data"), {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "data"},
         "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
-                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}},
+                 "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}},
+                 "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "2Gi"}}}}]},
     }, {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "data"},
         "spec": {"selector": {"matchLabels": {"app": "agent"}},
@@ -105,6 +106,11 @@ def test_statefulset_daemonset_job(kubesim):
     assert "partitioned roll out complete" in out.stdout or "roll out complete" in out.stdout
     names = sorted(p["metadata"]["name"] for p in pods(kubesim, "data", "app=db"))
     assert names == ["db-0", "db-1", "db-2"]
+    pvcs = {p["metadata"]["name"]: p for p in get_json(kubesim, "-n", "data", "pvc")["items"]}
+    assert sorted(pvcs) == ["data-db-0", "data-db-1", "data-db-2"]
+    assert pvcs["data-db-1"]["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "2Gi"}}
+    db1 = next(p for p in pods(kubesim, "data", "app=db") if p["metadata"]["name"] == "db-1")
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-1"}} in db1["spec"]["volumes"]
     sts = get_json(kubesim, "-n", "data", "statefulset", "db")["status"]
     assert sts["readyReplicas"] == 3 and sts["currentRevision"] == sts["updateRevision"]
 

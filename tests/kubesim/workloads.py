@@ -6,9 +6,11 @@ Simulated, in the spirit of KWOK: no container runs; pods get the status a kubel
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import ipaddress
 import json
+import logging
 import random
 import re
 import time
@@ -31,6 +33,8 @@ from .controllers import (
 )
 from .selectors import parse_label_selector
 
+log = logging.getLogger("kubesim.workloads")
+PVCS = "persistentvolumeclaims"
 SAFE = "bcdfghjklmnpqrstvwxz2456789"          # the alphabet Kubernetes uses for generated names
 CONTAINERD = "containerd://1.7.27"
 OWNER_KEYS = {"ReplicaSet": REPLICASETS, "StatefulSet": STATEFULSETS, "DaemonSet": DAEMONSETS, "Job": JOBS, "Deployment": DEPLOYMENTS}
@@ -54,9 +58,19 @@ def fnv32a(data: bytes) -> int:
     return h
 
 
+def _normalize(o: Any) -> Any:
+    """Drop nulls and empty maps/lists, as decoding into typed objects does (``creationTimestamp: null``...)."""
+    if isinstance(o, dict):
+        out = {k: _normalize(v) for k, v in o.items()}
+        return {k: v for k, v in out.items() if v is not None and v != {} and v != []}
+    if isinstance(o, list):
+        return [_normalize(v) for v in o]
+    return o
+
+
 def template_hash(template: dict[str, Any]) -> str:
     """pod-template-hash: FNV-32a of the template, rendered in the safe alphabet (as Kubernetes does)."""
-    t = dict(template or {})
+    t = _normalize(dict(template or {}))
     md = dict(t.get("metadata") or {})
     labels = {k: v for k, v in (md.get("labels") or {}).items() if k not in ("pod-template-hash", "controller-revision-hash")}
     md["labels"] = labels
@@ -430,8 +444,8 @@ def kubelet_sync(rt: Runtime, ns: str, name: str, uid: str) -> None:
             else:
                 last = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started_at, "finishedAt": ts,
                                        "containerID": _container_id(uid, c["name"], restarts)}}
-                statuses.append(waiting(c, "CrashLoopBackOff", f"back-off {min(10 * 2 ** restarts, 300)}s restarting failed container={c['name']} pod={name}_{ns}({uid})",
-                                        restarts + 1, last))
+                msg = f"back-off {min(10 * 2 ** restarts, 300)}s restarting failed container={c['name']} pod={name}_{ns}({uid})"
+                statuses.append(waiting(c, "CrashLoopBackOff", msg, restarts + 1, last))
                 statuses[-1]["containerID"] = _container_id(uid, c["name"], restarts)
         else:
             statuses.append(running(c))
@@ -468,6 +482,13 @@ def kubelet_sync(rt: Runtime, ns: str, name: str, uid: str) -> None:
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     rt.update_status(PODS, pod, status)
+    for st in init_statuses + statuses:
+        reason = ((st.get("state") or {}).get("waiting") or {}).get("reason")
+        if reason == "ImagePullBackOff":
+            emit_event(rt, pod, "Warning", "Failed", f'Failed to pull image "{st["image"]}": simulated by kubesim (image_pull_fail_pattern)')
+            emit_event(rt, pod, "Normal", "BackOff", f'Back-off pulling image "{st["image"]}"')
+        elif reason == "CrashLoopBackOff":
+            emit_event(rt, pod, "Warning", "BackOff", f"Back-off restarting failed container {st['name']} in pod {name}_{ns}({uid})")
     if phase == "Failed":
         return
     if crash and not failed_never and not blocked and not schedule_retry:
@@ -477,6 +498,29 @@ def kubelet_sync(rt: Runtime, ns: str, name: str, uid: str) -> None:
         rt.after(schedule_retry, kubelet_sync, ns, name, uid)
     elif ready and spec.get("restartPolicy") in ("Never", "OnFailure"):
         rt.after(max(float(settings.pod_ready_delay), 0.05), kubelet_complete, ns, name, uid)
+
+
+def emit_event(rt: Runtime, obj: dict[str, Any], etype: str, reason: str, message: str, component: str = "kubelet") -> None:
+    """A core/v1 Event as kubelets and controllers record them (once per object and reason; kubectl describe shows it)."""
+    md = meta(obj)
+    key = (md.get("uid"), reason)
+    if key in rt.events_sent:
+        return
+    rt.events_sent.add(key)
+    ts = now()
+    try:
+        rt.store.create("events", {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{md.get('name')}.{random.getrandbits(64):016x}", "namespace": md.get("namespace") or "default"},
+            "involvedObject": {"apiVersion": obj.get("apiVersion", "v1"), "kind": obj.get("kind", "Pod"), "name": md.get("name"),
+                               "namespace": md.get("namespace"), "uid": md.get("uid")},
+            "type": etype, "reason": reason, "message": message, "count": 1, "firstTimestamp": ts, "lastTimestamp": ts,
+            "source": {"component": component, "host": (obj.get("spec") or {}).get("nodeName", "")} if component == "kubelet" else {"component": component},
+            "reportingComponent": component, "reportingInstance": (obj.get("spec") or {}).get("nodeName", "") if component == "kubelet" else "",
+        })
+    except Exception as exc:   # noqa: BLE001 - events are best effort, as in Kubernetes
+        rt.events_sent.discard(key)
+        log.debug("kubesim: event %s for %s not recorded: %s", reason, md.get("name"), exc)
 
 
 def kubelet_complete(rt: Runtime, ns: str, name: str, uid: str) -> None:
@@ -681,11 +725,12 @@ def deployment_status(rt: Runtime, d: dict[str, Any], new: dict[str, Any] | None
     elif created_now:
         conds = set_condition(conds, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
     else:
-        moved = (old.get("updatedReplicas"), old.get("readyReplicas"), old.get("availableReplicas"), old.get("replicas")) != (updated or None, ready or None, available or None, replicas or None)
+        seen = (old.get("updatedReplicas"), old.get("readyReplicas"), old.get("availableReplicas"), old.get("replicas"))
+        moved = seen != (updated or None, ready or None, available or None, replicas or None)
         stalled = False
         if prog is not None and deadline is not None and not moved and prog.get("reason") != "ProgressDeadlineExceeded":
             try:
-                last = time.mktime(time.strptime(prog.get("lastUpdateTime", ""), "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+                last = calendar.timegm(time.strptime(prog.get("lastUpdateTime", ""), "%Y-%m-%dT%H:%M:%SZ"))
                 stalled = time.time() - last > int(deadline)
             except ValueError:
                 stalled = False
@@ -756,9 +801,12 @@ def reconcile_statefulset(rt: Runtime, ns: str | None, name: str) -> None:
         tmpl = template
         pname = f"{name}-{o}"
         labels = {"controller-revision-hash": rev, "statefulset.kubernetes.io/pod-name": pname, "apps.kubernetes.io/pod-index": str(o)}
-        extra = {"hostname": pname}
+        extra: dict[str, Any] = {"hostname": pname}
         if spec.get("serviceName"):
             extra["subdomain"] = spec["serviceName"]
+        claims = _statefulset_claims(rt, sts, pname)
+        if claims:
+            extra["volumes"] = [v for v in ((template.get("spec") or {}).get("volumes") or []) if v.get("name") not in {c["name"] for c in claims}] + claims
         p = new_pod(rt, STATEFULSETS, sts, tmpl, pname, labels, spec_extra=extra)
         if p is not None:
             pods[o] = p
@@ -780,6 +828,33 @@ def reconcile_statefulset(rt: Runtime, ns: str | None, name: str) -> None:
         if not status[k] and k != "availableReplicas":
             del status[k]
     write_status(rt, STATEFULSETS, sts, status)
+
+
+def _statefulset_claims(rt: Runtime, sts: dict[str, Any], pod_name: str) -> list[dict[str, Any]]:
+    """PVCs from volumeClaimTemplates, created once and bound at once (a simulated provisioner)."""
+    ns = meta(sts).get("namespace")
+    volumes = []
+    for vct in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+        tname = (vct.get("metadata") or {}).get("name") or "data"
+        claim = f"{tname}-{pod_name}"
+        volumes.append({"name": tname, "persistentVolumeClaim": {"claimName": claim}})
+        if rt.store.get(PVCS, ns, claim) is not None:
+            continue
+        pspec = json.loads(json.dumps(vct.get("spec") or {}))
+        pspec.setdefault("accessModes", ["ReadWriteOnce"])
+        pspec.setdefault("volumeMode", "Filesystem")
+        pspec.setdefault("storageClassName", "oci-bv")
+        pspec["volumeName"] = f"pvc-{random.getrandbits(64):016x}"
+        storage = ((pspec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        labels = dict(((sts.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+        pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": claim, "namespace": ns, "labels": labels,
+                            "annotations": {"pv.kubernetes.io/bind-completed": "yes", "volume.kubernetes.io/storage-provisioner": "kubesim"}},
+               "spec": pspec, "status": {"phase": "Bound", "accessModes": pspec["accessModes"], "capacity": {"storage": storage}}}
+        out = rt.create(PVCS, pvc)
+        if out is not None and (out.get("status") or {}).get("phase") != "Bound":
+            rt.update_status(PVCS, out, pvc["status"])
+    return volumes
 
 
 # ------------------------------------------------------------------------------------- DaemonSets
@@ -1132,6 +1207,8 @@ def _pod_fanout(rt: Runtime, etype: str, pod: dict[str, Any], old: dict[str, Any
     ns, name = md.get("namespace"), md.get("name")
     if etype == "DELETED":
         rt.kubelet.pop(md.get("uid"), None)
+        rt.events_sent.discard((md.get("uid"), "Failed"))
+        rt.events_sent.discard((md.get("uid"), "BackOff"))
     elif md.get("uid") not in rt.kubelet:
         rt.mark(PODS, ns, name)
     ref = controller_ref(pod)
@@ -1183,6 +1260,7 @@ def register(rt: Runtime) -> None:
     rt.ipam = {}
     rt.recent_ips = set()
     rt.deadline_checks = set()
+    rt.events_sent = set()
     rt.store_create_raise = rt.store.create
     rt.reconcilers.update({DEPLOYMENTS: reconcile_deployment, REPLICASETS: reconcile_replicaset, STATEFULSETS: reconcile_statefulset,
                            DAEMONSETS: reconcile_daemonset, JOBS: reconcile_job, PODS: reconcile_pod, SERVICES: reconcile_endpoints})

@@ -391,3 +391,9 @@ def test_istiod_pod_labelled_with_its_revision_is_not_a_workload():
     assert "istio-system" not in [n["name"] for n in result["namespaces"]]
     result = run([istiod], requested_namespaces=["istio-system"])
     assert result["pods"][0]["status"] == "excluded" and "control plane" in result["pods"][0]["reason"]
+
+
+def test_not_ready_pods_are_not_converged_even_when_they_do_not_fail():
+    result = run([pod("app-not-ready")], requested_namespaces=["bookinfo"])
+    assert inj.verdict(result, "error") is False
+    assert inj.converged(result, "error") is False and inj.converged(result, "never") is False

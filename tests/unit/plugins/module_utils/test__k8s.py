@@ -53,7 +53,7 @@ def test_env_defaults_like_kubernetes_core():
     assert _k8s.auth_params({"context": "mine"}, env)["context"] == "mine"
 
 
-def _kubeconfig(server: str, token: str = "t0k3n", name: str = "sim") -> dict:
+def _kubeconfig(server: str, token: str = "t0k3n", name: str = "sim") -> dict:  # noqa: S107 - test token
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -182,7 +182,7 @@ def stub():
     server.server_close()
 
 
-def kube(stub, token="s3cret"):
+def kube(stub, token="s3cret"):  # noqa: S107 - the stub's test token
     return _k8s.Kube(_k8s.get_api_client({"host": stub.url, "api_key": token}, environ={}))
 
 

@@ -254,3 +254,20 @@ def test_dest_alias_and_unchanged_file_keeps_inode(capsys, classic):
     result, failed = run(capsys, dest=str(classic), set={"prometheus.enabled": True})
     assert not failed and result["changed"] is False and result["rendering"] == "none"
     assert classic.stat().st_mtime == 1
+
+
+def test_new_file_without_values_is_written_as_empty_mapping(capsys, tmp_path):
+    target = tmp_path / "empty-overrides.yaml"
+    result, failed = run(capsys, path=str(target))
+    assert not failed and result["changed"] is True and target.read_text() == "{}\n"
+    again, failed = run(capsys, path=str(target))
+    assert not failed and again["changed"] is False
+
+
+def test_symlinked_values_file_is_edited_through_the_link(capsys, classic):
+    link = classic.parent / "link.yaml"
+    link.symlink_to(classic.name)
+    result, failed = run(capsys, path=str(link), set={"grafana.enabled": True})
+    assert not failed and result["changed"]
+    assert link.is_symlink()
+    assert classic.read_text().split("grafana:\n")[1].startswith("  enabled: true\n")

@@ -1,0 +1,1 @@
+"""Package marker: keeps this test module distinct from tests/integration/test_injection_check.py."""
