@@ -241,7 +241,7 @@ def _write(module, path, new_text, existed):
         if params["validate"]:
             if "%s" not in params["validate"]:
                 raise InputError("validate must contain %%s (the temporary file); got %r." % params["validate"], path=path)
-            rc, out, err = module.run_command(params["validate"] % tmp)
+            rc, out, err = module.run_command(params["validate"].replace("%s", tmp))
             if rc != 0:
                 raise ValuesFileError(
                     "validate command failed (rc=%d) for the new %s; the file was not changed." % (rc, path),
@@ -249,7 +249,7 @@ def _write(module, path, new_text, existed):
                     rc=rc,
                     stdout=out,
                     stderr=err,
-                    cmd=params["validate"] % tmp,
+                    cmd=params["validate"].replace("%s", tmp),
                 )
         backup_file = None
         if existed and params["backup"]:
