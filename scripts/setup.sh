@@ -38,4 +38,4 @@ if [ ! -x "$venv/bin/helm" ] || ! "$venv/bin/helm" version --short 2>/dev/null |
 fi
 echo "$want" >"$stamp"
 link_collection
-echo "setup: ready ($("$venv/bin/ansible" --version | head -1), helm $("$venv/bin/helm" version --short), kubectl $("$venv/bin/kubectl" version --client 2>/dev/null | head -1))"
+echo "setup: ready ($("$venv/bin/ansible" --version | sed -n 1p), helm $("$venv/bin/helm" version --short), kubectl $("$venv/bin/kubectl" version --client 2>/dev/null | sed -n 1p))"

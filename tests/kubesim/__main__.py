@@ -60,10 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--token", help="bearer token (default: random)")
     p.add_argument("--insecure-http", action="store_true", help="serve plain HTTP instead of HTTPS")
     p.add_argument("--certs-dir", help="where to write ca.crt/server.crt/server.key (default: next to the kubeconfig or a temp dir)")
-    p.add_argument("--client-cert", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--client-cert", action=argparse.BooleanOptionalAction, default=False,
                    help="also put an x509 client certificate (CN=kubesim-admin, O=system:masters) into the kubeconfig and accept it "
-                        "when a request carries no Authorization header (default: on; kubernetes==36.0.0's Python client drops "
-                        "kubeconfig bearer tokens, see README)")
+                        "when a request carries no Authorization header (default: off, token only; useful with clients that "
+                        "drop kubeconfig bearer tokens, such as kubernetes==36.0.0's Python client)")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="any field of tests/kubesim/settings.py")
     p.add_argument("--no-behaviour", action="store_true", help="do not install the cluster behaviour (tests/kubesim/controllers.py)")
     return p.parse_args(argv)

@@ -102,7 +102,7 @@ class KubesimHandle:
 
 
 def start_kubesim(workdir: str | os.PathLike[str], *, behaviour: bool = True, insecure_http: bool = False,
-                  token: str | None = None, client_cert: bool = True, timeout: float = 30.0, **settings: Any) -> KubesimHandle:
+                  token: str | None = None, client_cert: bool = False, timeout: float = 30.0, **settings: Any) -> KubesimHandle:
     """Start a simulator subprocess writing its kubeconfig, certs and log under ``workdir``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -115,8 +115,8 @@ def start_kubesim(workdir: str | os.PathLike[str], *, behaviour: bool = True, in
         cmd.append("--insecure-http")
     if not behaviour:
         cmd.append("--no-behaviour")
-    if not client_cert:
-        cmd.append("--no-client-cert")
+    if client_cert:
+        cmd.append("--client-cert")
     for k, v in settings.items():
         cmd += ["--set", f"{k}={v}"]
     env = dict(os.environ)

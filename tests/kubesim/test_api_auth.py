@@ -49,8 +49,16 @@ def test_missing_or_wrong_token_is_401(token_only):
     assert kubectl(token_only, "get", "ns", "default", "-o", "name").stdout.strip() == "namespace/default"
 
 
-def test_client_certificate_is_accepted_only_without_a_token(kubesim_bare):
-    """The default kubeconfig also carries a client certificate (O=system:masters), as kind's do."""
+def test_client_certificate_is_accepted_only_without_a_token(tmp_path):
+    """With --client-cert the kubeconfig also carries a client certificate (O=system:masters), as kind's do."""
+    kubesim_bare = start_kubesim(tmp_path / "ks", behaviour=False, client_cert=True)
+    try:
+        _check_client_certificate(kubesim_bare)
+    finally:
+        kubesim_bare.stop()
+
+
+def _check_client_certificate(kubesim_bare):
     cfg = yaml.safe_load(open(kubesim_bare.kubeconfig))
     assert set(cfg["users"][0]["user"]) == {"token", "client-certificate-data", "client-key-data"}
     pki = os.path.join(os.path.dirname(kubesim_bare.kubeconfig), "pki")

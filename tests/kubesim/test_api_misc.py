@@ -120,3 +120,18 @@ def test_many_concurrent_watches_all_see_the_event(kubesim):
 
     results = asyncio.run(main())
     assert results == [["ADDED", "broadcast"]] * 60
+
+
+def test_aggregated_discovery_v2(kubesim):
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    req = urllib.request.Request(kubesim.url + "/apis", headers={"Authorization": f"Bearer {kubesim.token}", "Accept": accept})  # noqa: S310
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=kubesim.ca), timeout=10) as resp:  # noqa: S310
+        ctype = resp.headers["Content-Type"]
+        body = json.loads(resp.read())
+    assert ctype == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    apps = next(i for i in body["items"] if i["metadata"]["name"] == "apps")
+    dep = next(r for r in apps["versions"][0]["resources"] if r["resource"] == "deployments")
+    assert dep["scope"] == "Namespaced" and dep["shortNames"] == ["deploy"]
+    assert [s["subresource"] for s in dep["subresources"]] == ["status", "scale"]
+    s, legacy = kubesim.request("GET", "/apis")                      # plain JSON without the aggregated Accept
+    assert legacy["kind"] == "APIGroupList"
