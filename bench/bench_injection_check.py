@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -102,10 +104,18 @@ def populate(sim, pods: int, namespaces: int) -> float:
     return time.monotonic() - start
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+CPU: dict[str, list[float]] = {}
+
+
+def timed(cmd: list[str], env: dict[str, str], label: str = "") -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of a command; its CPU time (user+sys, with its children) goes to CPU[label]."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-    return time.monotonic() - start, proc
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.setdefault(label, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, proc
 
 
 def main() -> int:
@@ -141,17 +151,17 @@ def main() -> int:
         module_times, kubectl_times, problems_times = [], [], []
         summary = None
         for _ in range(args.repeat):  # interleaved, so load on the shared machine hits all alike
-            t, proc = timed(kubectl_cmd, env)
+            t, proc = timed(kubectl_cmd, env, "kubectl")
             if proc.returncode:
                 raise RuntimeError(proc.stderr)
             kubectl_times.append(t)
             count = len(json.loads(proc.stdout)["items"])
-            t, proc = timed(module_cmd, env)
+            t, proc = timed(module_cmd, env, "module")
             if proc.returncode:
                 raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
             module_times.append(t)
             summary = proc.stdout
-            t, proc = timed(problems_cmd, env)
+            t, proc = timed(problems_cmd, env, "problems")
             if proc.returncode:
                 raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
             problems_times.append(t)
@@ -162,6 +172,10 @@ def main() -> int:
         pm = statistics.median(problems_times)
         print(f"ansible -m okemesh.istio.injection_check pod_details=problems: {pm:.3f}s median runs={[round(x, 3) for x in problems_times]}"
               f" ({pm / km:.2f}x kubectl)")
+        cpu = {k: statistics.median(v) for k, v in CPU.items()}
+        print(f"client CPU seconds (user+sys, median; the simulator's own CPU excluded): kubectl {cpu['kubectl']:.2f}, "
+              f"module {cpu['module']:.2f}, module pod_details=problems {cpu['problems']:.2f}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         for line in (summary or "").splitlines():
             if "Status check results" in line:
                 print("module said:", line.strip().strip("'-").strip())

@@ -1021,6 +1021,7 @@ def run(cache, options, clock):
         lists=sum(getattr(r, "lists", 0) for r in getattr(cache, "resources", [])),
         watch_events=getattr(cache, "events_seen", 0),
         relists=getattr(cache, "relists", 0),
+        watch_restarts=getattr(cache, "watch_restarts", 0),
     )
     result["report_lines"] = report_lines(result, fail_on)
     details = options.get("pod_details") or "all"

@@ -201,12 +201,25 @@ def to_kubernetes_error(exc, action):
     return KubernetesError("%s: cannot reach the Kubernetes API: %s" % (action, exc), reason=type(exc).__name__)
 
 
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def _retry_delay(exc, attempt):
+    """Seconds before retry ``attempt`` (1-based): the server's Retry-After (at most 5), else 0.2, 0.4, 0.8."""
+    headers = getattr(exc, "headers", None) or {}
+    try:
+        return min(5.0, max(0.0, float(headers.get("Retry-After"))))
+    except (TypeError, ValueError):
+        return 0.2 * (2 ** (attempt - 1))
+
+
 class Kube(object):
     """A thin JSON client over ``ApiClient.call_api`` (auth, TLS, token refresh come from it)."""
 
-    def __init__(self, api_client, request_timeout=30):
+    def __init__(self, api_client, request_timeout=30, retries=3):
         self.api_client = api_client
         self.request_timeout = request_timeout
+        self.retries = retries
 
     def auth_headers(self):
         """The Authorization header, built here rather than by ``auth_settings``.
@@ -244,11 +257,20 @@ class Kube(object):
         )
 
     def get_json(self, path, query=None):
-        try:
-            resp = self._call(path, query)
-            data = resp.data
-        except Exception as exc:  # ApiException, urllib3 errors
-            raise to_kubernetes_error(exc, "GET %s" % path)
+        """GET and decode; 429 and 5xx answers are retried ``self.retries`` times (Retry-After honoured, capped)."""
+        attempt = 0
+        while True:
+            try:
+                resp = self._call(path, query)
+                data = resp.data
+                break
+            except Exception as exc:  # ApiException, urllib3 errors
+                err = to_kubernetes_error(exc, "GET %s" % path)
+                status = err.details.get("status")
+                if attempt >= self.retries or status not in RETRY_STATUSES:
+                    raise err
+                attempt += 1
+                time.sleep(_retry_delay(exc, attempt))
         try:
             return json.loads(data)
         except ValueError as exc:

@@ -23,7 +23,7 @@ description:
     injected, V(IST0103) pod missing proxy, V(IST0123) conflicting injection labels, V(IST0158) proxy version
     differs), the others start with C(OKM). Each finding has a one-line remedy.
   - Pods are read with one LIST per namespace (or one cluster-wide LIST), never one GET per pod. With O(wait)
-    the module watches the pods (and the control plane if it is not ready) and returns as soon as the check
+    the module watches pods and namespaces (and the control plane while it is not ready) and returns as soon as the check
     passes.
   - Read-only. It never changes the cluster and always returns RV(ignore:changed=false).
 author:
@@ -210,7 +210,8 @@ elapsed:
   returned: success
   type: float
 stats:
-  description: How the cluster was read (LIST requests, watch events applied, re-LISTs after 410 Gone, evaluations).
+  description: How the cluster was read (LIST requests, watch events applied, re-LISTs after 410 Gone, watches started
+    again after the server closed them, evaluations).
   returned: success
   type: dict
 """

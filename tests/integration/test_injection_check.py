@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,6 +135,7 @@ def test_injected_and_stale_pods_are_told_apart(playbook, mesh, tmp_path):
     assert finding["object"] == "deployment/early" and len(finding["pods"]) == 2
     assert finding["remedy"] == "kubectl rollout restart deployment/early -n bookinfo"
     assert result["converged"] is False
+    assert result["stats"]["lists"] == 7  # one cluster-wide pod LIST + 6 small ones, no GET per pod
     lines = result["report_lines"]
     assert "√ istiod is ready (istio-system, 1/1, version 1.28.0)" in lines
     assert "√ injector service istio-system/istiod has ready endpoints (1)" in lines
@@ -161,7 +163,7 @@ def test_fail_on_levels(playbook, mesh, tmp_path):
 
 
 def test_restart_then_wait_returns_as_soon_as_converged(playbook, mesh, tmp_path):
-    mesh.settings(pod_ready_delay=4.0)  # longer than ansible-playbook takes to start the module
+    mesh.settings(pod_ready_delay=8.0)  # longer than ansible-playbook takes to start the module
     # what the remedy says: kubectl rollout restart (a template annotation change)
     status, resp = mesh.request(
         "PATCH", "/apis/apps/v1/namespaces/bookinfo/deployments/early",
@@ -254,3 +256,40 @@ def test_ambient_and_opt_outs(playbook, kubesim, tmp_path):
     assert by_ns["side"]["by_status"] == {"injected": 1, "excluded": 1}
     assert result["control_plane"]["ztunnel"]["ok"] is True
     assert any(line.startswith("√ 1 pod out of the mesh on purpose (opted out") for line in result["report_lines"])
+
+
+def test_wait_watches_the_control_plane_until_it_is_ready(playbook, kubesim, tmp_path):
+    namespace(kubesim, "bookinfo", **{"istio-injection": "enabled"})
+    control_plane(kubesim, istiod_replicas=0)
+
+    def scale_up():
+        status, resp = kubesim.request("PATCH", "/apis/apps/v1/namespaces/istio-system/deployments/istiod",
+                                       {"spec": {"replicas": 1}}, content_type="application/merge-patch+json")
+        assert status == 200, resp
+
+    timer = threading.Timer(6.0, scale_up)  # after ansible-playbook has started the module
+    timer.start()
+    try:
+        run, result = check(playbook, kubesim, tmp_path, wait=90, fail_on="error")
+    finally:
+        timer.cancel()
+    assert run.rc == 0, run
+    assert result["converged"] is True and result["findings"] == []
+    assert result["control_plane"]["istiod"][0]["ready_replicas"] == 1
+    assert result["stats"]["evaluations"] > 1 and result["stats"]["watch_events"] > 0
+    assert result["elapsed"] < 60
+
+
+def test_wait_survives_dropped_watches(playbook, mesh, tmp_path):
+    """kubesim cuts every watch stream after 0.5 s: the module re-watches from its resourceVersion."""
+    mesh.settings(pod_ready_delay=8.0, fault_watch_drop_after=0.5)
+    status, resp = mesh.request(
+        "PATCH", "/apis/apps/v1/namespaces/bookinfo/deployments/early",
+        {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T12:30:00Z"}}}}},
+        content_type="application/strategic-merge-patch+json")
+    assert status == 200, resp
+    run, result = check(playbook, mesh, tmp_path, wait=60, fail_on="error")
+    assert run.rc == 0, run
+    assert result["converged"] is True and result["summary"]["by_status"] == {"injected": 5}
+    assert result["stats"]["watch_restarts"] >= 1 and result["stats"]["watch_events"] > 0, result["stats"]
+    assert result["elapsed"] < 45

@@ -397,3 +397,13 @@ def test_not_ready_pods_are_not_converged_even_when_they_do_not_fail():
     result = run([pod("app-not-ready")], requested_namespaces=["bookinfo"])
     assert inj.verdict(result, "error") is False
     assert inj.converged(result, "error") is False and inj.converged(result, "never") is False
+
+
+def test_resource_plan_lists_pods_once_per_namespace_or_cluster_wide():
+    plan = inj.resource_plan(None, "app=x", "istio-system")
+    pods = [p for p in plan if p["key"] == "pods"]
+    assert pods == [{"key": "pods", "path": "/api/v1/pods", "label_selector": "app=x"}]
+    plan = inj.resource_plan(["a", "b", "a"], None, "mesh")
+    assert [p["path"] for p in plan if p["key"] == "pods"] == ["/api/v1/namespaces/a/pods", "/api/v1/namespaces/b/pods"]
+    assert {p["key"] for p in plan} == {"namespaces", "pods", "webhooks", "deployments", "daemonsets", "services", "endpointslices"}
+    assert all("/namespaces/mesh/" in p["path"] for p in plan if p["key"] in ("deployments", "daemonsets", "services"))

@@ -102,6 +102,7 @@ class Stub:
         self.rv = 5
         self.requests: list[str] = []
         self.watch_script: list = []  # per watch request: a list of events, or an int HTTP status
+        self.fail_lists: list[int] = []  # HTTP statuses answered to the next LIST requests
         self.lock = threading.Lock()
 
     @staticmethod
@@ -138,6 +139,17 @@ def make_handler(stub: Stub):
                 return self.send_json(404, {"kind": "Status", "reason": "NotFound", "message": "the server could not find the requested resource", "code": 404})
             if q.get("watch") == "true":
                 return self.watch()
+            with stub.lock:
+                fail = stub.fail_lists.pop(0) if stub.fail_lists else None
+            if fail:
+                data = json.dumps({"kind": "Status", "code": fail, "reason": "ServiceUnavailable", "message": "try again"}).encode()
+                self.send_response(fail)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return None
             items = [stub.pods[k] for k in sorted(stub.pods)]
             start = int(q.get("continue", "0"))
             limit = int(q.get("limit", "0")) or len(items)
@@ -293,3 +305,14 @@ def test_token_from_kubeconfig_is_sent(stub, tmp_path):
     k = _k8s.Kube(_k8s.get_api_client({"kubeconfig": str(path)}, environ={}))
     items, _rv = k.list("/api/v1/namespaces/ns/pods")
     assert len(items) == 5
+
+
+def test_list_retries_429_and_5xx(stub):
+    stub.fail_lists = [503, 429]
+    items, _rv = kube(stub).list("/api/v1/namespaces/ns/pods")
+    assert len(items) == 5 and stub.fail_lists == []
+    stub.fail_lists = [500, 500, 500, 500]
+    with pytest.raises(KubernetesError) as exc:
+        kube(stub).list("/api/v1/namespaces/ns/pods")
+    assert exc.value.details["status"] == 500 and "try again" in exc.value.msg
+    assert stub.fail_lists == []  # 1 try + 3 retries
