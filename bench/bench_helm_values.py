@@ -92,7 +92,7 @@ def edits(copies: int) -> tuple[dict, list]:
 
 def median_time(fn, repeat: int) -> float:
     times = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -124,7 +124,7 @@ def changed_line_count(before: str, after: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--copies", type=int, default=9)
     opts = parser.parse_args()
@@ -213,7 +213,7 @@ def main() -> None:
         )
         task_times: dict[str, list[float]] = {}
         walls = []
-        for _ in range(opts.repeat):
+        for _run in range(opts.repeat):
             values.write_text(text)
             start = time.perf_counter()
             proc = subprocess.run(

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark kubesim (the Kubernetes API simulator): LIST of many pods.
 
 Starts a simulator (API only, no cluster behaviour), creates N pods across M namespaces through
@@ -96,7 +95,7 @@ def children_cpu() -> float:
 def timed(fn, repeat: int) -> tuple[list[float], object]:
     times, result = [], None
     _cpu.clear()
-    for _ in range(repeat):
+    for _run in range(repeat):
         s0, c0 = server_cpu(), children_cpu()
         t0 = time.perf_counter()
         result = fn()

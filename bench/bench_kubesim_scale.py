@@ -36,6 +36,7 @@ def main() -> int:
     ap.add_argument("--namespaces", type=int, default=50)
     ap.add_argument("--replicas", type=int, default=100)
     ap.add_argument("--no-services", action="store_true")
+    ap.add_argument("--inject", action="store_true", help="label the namespaces istio-injection=enabled and create the injector webhook first")
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
     total = args.namespaces * args.replicas
@@ -43,10 +44,18 @@ def main() -> int:
         ks = start_kubesim(tmp)
         try:
             base_rss = rss_mib(ks.pid)[0]
+            if args.inject:
+                code, body = ks.request("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", {
+                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                    "metadata": {"name": "istio-sidecar-injector", "labels": {"istio.io/rev": "default"}}, "webhooks": []})
+                assert code == 201, body
             t0 = time.monotonic()
             for i in range(args.namespaces):
                 ns = f"bench-{i:02d}"
-                code, body = ks.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+                nsobj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+                if args.inject:
+                    nsobj["metadata"]["labels"] = {"istio-injection": "enabled"}
+                code, body = ks.request("POST", "/api/v1/namespaces", nsobj)
                 assert code == 201, body
                 labels = {"app": "load"}
                 dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "load", "namespace": ns},
@@ -87,7 +96,9 @@ def main() -> int:
                 code, epl = ks.request("GET", "/api/v1/endpoints")
                 eps = sum(len(s.get("addresses") or []) for e in epl["items"] if e["metadata"]["name"] == "load" for s in e.get("subsets") or [])
             cur, peak = rss_mib(ks.pid)
-            print(f"kubesim scale: {args.namespaces} namespaces x {args.replicas} replicas = {total} pods")
+            injected = sum(1 for p in podlist["items"] if "sidecar.istio.io/status" in (p["metadata"].get("annotations") or {}))
+            print(f"kubesim scale: {args.namespaces} namespaces x {args.replicas} replicas = {total} pods"
+                  + (f" (sidecar-injected: {injected})" if args.inject else ""))
             print(f"  requests submitted      {t_submitted:7.2f} s")
             print(f"  all pods created        {t_created:7.2f} s")
             print(f"  all pods Ready          {t_ready:7.2f} s   (pods Ready per the pod list: {ready}/{total})")

@@ -76,9 +76,12 @@ def test_gateway_installs_routes_and_serves_bookinfo(kubesim, playbook):
 
     second = run(playbook, kubesim, gateway_oci_lb_type="lb", gateway_oci_lb_flex_min=10, gateway_oci_lb_flex_max=100,
                  gateway_oci_lb_nsg_ids=["ocid1.networksecuritygroup.oc1..a", "ocid1.networksecuritygroup.oc1..b"],
-                 gateway_service_annotations={"example.com/owner": "platform"})
+                 gateway_service_annotations={"example.com/owner": "platform"}, bookinfo_loadgen_requests=20)
     assert second.rc == 0, str(second)
     assert second.changed() == 0, str(second)
+    # the traffic generator sent its requests through the gateway, all answered 200
+    assert re.search(r"^\s+ok: 20$", second.stdout, re.M), str(second)
+    assert re.search(r"^\s+url: http://[\d.]+/productpage$", second.stdout, re.M), str(second)
 
 
 def test_wrong_selector_fails_with_a_clear_message(kubesim, playbook):

@@ -13,7 +13,7 @@ BIN = Path(sys.executable).parent
 
 def run(ks, tool: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     cmd = [str(BIN / tool), *args]
-    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=ks.env(), timeout=timeout)
+    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=ks.env(), timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc

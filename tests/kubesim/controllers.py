@@ -169,6 +169,16 @@ class Runtime:
         self.on_stop: list[Callable[[], None]] = []
         self.thread = threading.Thread(target=self._run, name="kubesim-controllers", daemon=True)
         self.errors = 0
+        # state of the behaviour modules (filled in by their register())
+        self.kubelet: dict[str, int] = {}                  # pod uid -> restarts, pods a simulated kubelet runs
+        self.ipam: dict[str, int] = {}                     # node -> pod IPs handed out
+        self.recent_ips: set[str] = set()                  # cluster IPs allocated here
+        self.deadline_checks: set[tuple[str | None, str]] = set()
+        self.events_sent: set[tuple[str | None, str]] = set()
+        self.lbs: dict[tuple[str | None, str], Any] = {}   # LoadBalancer Services served: (ns, name) -> state
+        self.lb_due: dict[tuple[str | None, str], float] = {}
+        self.rr = 0                                        # round-robin pod placement
+        self.store_create_raise: Callable[[str, dict[str, Any]], dict[str, Any]] = self.store.create
 
     # ---- wiring -------------------------------------------------------------------------
     def listener(self, etype: str, key: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:

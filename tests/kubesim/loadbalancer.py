@@ -591,8 +591,6 @@ def _stop_all(rt: Runtime) -> None:
 
 
 def register(rt: Runtime) -> None:
-    rt.lbs = {}
-    rt.lb_due = {}
     rt.reconcilers[LB] = reconcile_lb
     rt.fanout[SERVICES].append(_svc_fanout)
     rt.periodic.append(_periodic)

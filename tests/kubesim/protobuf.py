@@ -135,7 +135,7 @@ def _decode(buf: bytes, schema: dict) -> dict[str, Any]:
             out[name] = datetime.datetime.fromtimestamp(t.get("seconds", 0), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         elif typ in ("map_str", "map_bytes"):
             k = v = None
-            for n2, _, v2 in fields(val):
+            for n2, _wire, v2 in fields(val):
                 if n2 == 1:
                     k = v2.decode()
                 elif n2 == 2:
@@ -155,7 +155,7 @@ def decode(body: bytes) -> dict[str, Any]:
         raise Unsupported("missing k8s protobuf magic prefix")
     type_meta: dict[str, Any] = {}
     raw = b""
-    for num, _, val in fields(body[len(MAGIC):]):
+    for num, _wire, val in fields(body[len(MAGIC):]):
         if num == 1:
             type_meta = _decode(val, {1: ("apiVersion", "str", None), 2: ("kind", "str", None)})
         elif num == 2:

@@ -151,7 +151,7 @@ class Api:
     @staticmethod
     def _wants_aggregated(request: web.Request) -> bool:
         for part in request.headers.get("Accept", "").split(","):
-            params = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])}
+            params = {k.strip(): v.strip() for k, _sep, v in (p.partition("=") for p in part.split(";")[1:])}
             if params.get("g") == "apidiscovery.k8s.io" and params.get("v") == "v2" and params.get("as") == "APIGroupDiscoveryList":
                 return True
         return False
@@ -162,8 +162,8 @@ class Api:
         if core:
             groups = [("", ["v1"])]
         else:
-            groups = [(g, vs) for g, vs in sorted(self.registry.group_versions().items(),
-                                                  key=lambda kv: (not kv[0].endswith("k8s.io") and "." in kv[0], kv[0]))]
+            groups = sorted(self.registry.group_versions().items(),
+                            key=lambda kv: (not kv[0].endswith("k8s.io") and "." in kv[0], kv[0]))
         items = []
         for g, vs in groups:
             versions = []

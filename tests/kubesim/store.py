@@ -143,7 +143,7 @@ class Store:
         rt = self.registry.by_key(key)
         if rt:
             return rt.plural, rt.group
-        plural, _, group = key.partition(".")
+        plural, _sep, group = key.partition(".")
         return plural, group
 
     def _commit(self, key: str, ns: str, name: str, obj: dict | None, type_: str, old: dict | None, events: list) -> None:
@@ -276,7 +276,7 @@ class Store:
             ns = ""
         if not md.get("name"):
             if md.get("generateName"):
-                for _ in range(20):
+                for _attempt in range(20):
                     cand = md["generateName"] + "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
                     if self._entry(key, ns, cand) is None:
                         md["name"] = cand

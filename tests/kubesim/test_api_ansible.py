@@ -22,7 +22,7 @@ def _play(ks, playbook: Path, **extra) -> tuple[int, str]:
     env.pop("K8S_AUTH_KUBECONFIG", None)
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
            "-e", json.dumps({"kubeconfig": ks.kubeconfig, "ansible_python_interpreter": sys.executable, **extra})]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 

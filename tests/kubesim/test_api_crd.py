@@ -88,7 +88,7 @@ def test_crd_lifecycle(kubesim):
     with pytest.raises(ApiException) as exc:
         co.list_namespaced_custom_object("networking.istio.io", "v1", "default", "gateways")
     assert exc.value.status == 404
-    s, _ = kubesim.request("GET", "/apis/networking.istio.io/v1")
+    s, _body = kubesim.request("GET", "/apis/networking.istio.io/v1")
     assert s == 404
     assert "networking.istio.io" not in [g.name for g in client.ApisApi(api).get_api_versions().groups]
     # re-creating the CRD serves an empty collection (objects were deleted with it)

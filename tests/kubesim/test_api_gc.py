@@ -18,8 +18,11 @@ def _owned_tree(ks, name: str) -> tuple[dict, dict, list[dict]]:
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
                                                                           "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
-    ref = lambda o, kind, av: [{"apiVersion": av, "kind": kind, "name": o["metadata"]["name"], "uid": o["metadata"]["uid"],  # noqa: E731
-                                "controller": True, "blockOwnerDeletion": True}]
+
+    def ref(o, kind, av):
+        return [{"apiVersion": av, "kind": kind, "name": o["metadata"]["name"], "uid": o["metadata"]["uid"],
+                 "controller": True, "blockOwnerDeletion": True}]
+
     rs = _mk(ks, "/apis/apps/v1/namespaces/default/replicasets", {
         "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": f"{name}-abc", "ownerReferences": ref(dep, "Deployment", "apps/v1")},
         "spec": {"selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}},
@@ -39,7 +42,7 @@ def _names(ks, path: str) -> list[str]:
 @pytest.mark.parametrize("policy", ["Background", "Foreground"])
 def test_deleting_a_deployment_cascades(kubesim, policy):
     _owned_tree(kubesim, "web")
-    s, _ = kubesim.request("DELETE", f"/apis/apps/v1/namespaces/default/deployments/web?propagationPolicy={policy}")
+    s, _body = kubesim.request("DELETE", f"/apis/apps/v1/namespaces/default/deployments/web?propagationPolicy={policy}")
     assert s == 200
     assert _names(kubesim, "/apis/apps/v1/namespaces/default/replicasets") == []
     assert _names(kubesim, "/api/v1/namespaces/default/pods") == []
@@ -47,7 +50,7 @@ def test_deleting_a_deployment_cascades(kubesim, policy):
 
 def test_orphan_keeps_dependents_and_strips_owner_refs(kubesim):
     _owned_tree(kubesim, "api")
-    s, _ = kubesim.request("DELETE", "/apis/apps/v1/namespaces/default/deployments/api", {"propagationPolicy": "Orphan"})
+    s, _body = kubesim.request("DELETE", "/apis/apps/v1/namespaces/default/deployments/api", {"propagationPolicy": "Orphan"})
     assert s == 200
     s, rs = kubesim.request("GET", "/apis/apps/v1/namespaces/default/replicasets/api-abc")
     assert s == 200 and "ownerReferences" not in rs["metadata"]
@@ -61,10 +64,10 @@ def test_finalizers_hold_deletion_until_removed(kubesim):
     assert s == 200 and body["metadata"]["deletionTimestamp"]
     s, body = kubesim.request("GET", "/api/v1/namespaces/default/configmaps/held")
     assert s == 200 and body["metadata"]["deletionTimestamp"]
-    s, _ = kubesim.request("PATCH", "/api/v1/namespaces/default/configmaps/held", {"metadata": {"finalizers": None}},
-                           content_type="application/merge-patch+json")
+    s, _body = kubesim.request("PATCH", "/api/v1/namespaces/default/configmaps/held", {"metadata": {"finalizers": None}},
+                               content_type="application/merge-patch+json")
     assert s == 200
-    s, _ = kubesim.request("GET", "/api/v1/namespaces/default/configmaps/held")
+    s, _body = kubesim.request("GET", "/api/v1/namespaces/default/configmaps/held")
     assert s == 404
 
 

@@ -117,7 +117,7 @@ def test_get_pods_table_counts_native_sidecars(kubesim):
         "spec": {"initContainers": [{"name": "istio-proxy", "image": "proxyv2", "restartPolicy": "Always"}],
                  "containers": [{"name": "app", "image": "app:1"}]},
     }
-    status, _ = kubesim.request("POST", "/api/v1/namespaces/demo/pods", pod)
+    status, _body = kubesim.request("POST", "/api/v1/namespaces/demo/pods", pod)
     assert status == 201
     running = {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
     st = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
@@ -155,7 +155,7 @@ def test_wrong_token_is_unauthorized(kubesim, tmp_path):
 
     from ._helpers import BIN
 
-    proc = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(bad), "get", "ns"], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(bad), "get", "ns"], capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 1
     assert "Unauthorized" in proc.stderr or "must be logged in" in proc.stderr
     status, body = kubesim.request("GET", "/api/v1/namespaces", headers={"Authorization": "Bearer nope"})

@@ -59,10 +59,10 @@ def test_table_and_partial_metadata_negotiation(kubesim):
 
 
 def test_scale_subresource_and_kubectl_scale(kubesim):
-    s, _ = kubesim.request("POST", "/apis/apps/v1/namespaces/default/deployments", {
+    s, _body = kubesim.request("POST", "/apis/apps/v1/namespaces/default/deployments", {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "s"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
-                                                                      "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
+        "spec": {"selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
     assert s == 201
     s, scale = kubesim.request("GET", "/apis/apps/v1/namespaces/default/deployments/s/scale")
     assert scale["kind"] == "Scale" and scale["spec"] == {"replicas": 1} and scale["status"]["selector"] == "a=b"
@@ -113,7 +113,7 @@ def test_many_concurrent_watches_all_see_the_event(kubesim):
                         return [ev["type"], ev["object"]["metadata"]["name"]]
                 return []
 
-            tasks = [asyncio.create_task(one()) for _ in range(60)]
+            tasks = [asyncio.create_task(one()) for _i in range(60)]
             await asyncio.sleep(0.5)
             await asyncio.to_thread(_cm, kubesim, "broadcast")
             return await asyncio.gather(*tasks)

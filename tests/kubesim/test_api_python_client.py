@@ -240,12 +240,12 @@ def test_admin_settings_and_faults(kubesim, api):
     assert kubesim.settings(fault_error_rate=1.0, fault_error_code=429, fault_retry_after=7, fault_paths="/configmaps")["fault_error_code"] == 429
     s, body = kubesim.request("GET", "/api/v1/namespaces/default/configmaps")
     assert s == 429 and body["reason"] == "TooManyRequests" and body["details"]["retryAfterSeconds"] == 7
-    s, _ = kubesim.request("GET", "/api/v1/namespaces/default/secrets")
+    s, _body = kubesim.request("GET", "/api/v1/namespaces/default/secrets")
     assert s == 200                                      # other paths are not faulted
-    s, _ = kubesim.request("GET", "/version")
+    s, _body = kubesim.request("GET", "/version")
     assert s == 200
     kubesim.settings(fault_error_rate=0.0)
-    s, _ = kubesim.request("GET", "/api/v1/namespaces/default/configmaps")
+    s, _body = kubesim.request("GET", "/api/v1/namespaces/default/configmaps")
     assert s == 200
     with pytest.raises(ValueError, match="unknown kubesim setting"):
         kubesim.settings(no_such_knob=1)

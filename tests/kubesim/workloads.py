@@ -221,8 +221,8 @@ def pick_node(rt: Runtime, pod_spec: dict[str, Any]) -> str | None:
     nodes = [n for n in ready_nodes(rt) if node_fits(n, pod_spec)]
     if not nodes:
         return None
-    rt._rr = getattr(rt, "_rr", 0) + 1
-    return meta(nodes[rt._rr % len(nodes)])["name"]
+    rt.rr += 1
+    return meta(nodes[rt.rr % len(nodes)])["name"]
 
 
 def node_fits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
@@ -1173,7 +1173,7 @@ def workload_admission(rt: Runtime, op: str, key: str, obj: dict[str, Any]) -> d
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
         name = meta(obj).get("name") or ""
-        if op == "CREATE" and not spec.get("manualSelector") and name:
+        if not spec.get("manualSelector") and name:   # generated selector, kept on every update (it is immutable)
             tmd = spec.setdefault("template", {}).setdefault("metadata", {})
             tl = tmd.setdefault("labels", {})
             tl.setdefault("batch.kubernetes.io/job-name", name)
@@ -1256,12 +1256,6 @@ def periodic(rt: Runtime) -> None:
 
 
 def register(rt: Runtime) -> None:
-    rt.kubelet = {}          # pod uid -> restart count, for pods the simulated kubelets are running
-    rt.ipam = {}
-    rt.recent_ips = set()
-    rt.deadline_checks = set()
-    rt.events_sent = set()
-    rt.store_create_raise = rt.store.create
     rt.reconcilers.update({DEPLOYMENTS: reconcile_deployment, REPLICASETS: reconcile_replicaset, STATEFULSETS: reconcile_statefulset,
                            DAEMONSETS: reconcile_daemonset, JOBS: reconcile_job, PODS: reconcile_pod, SERVICES: reconcile_endpoints})
     rt.fanout[PODS].append(_pod_fanout)

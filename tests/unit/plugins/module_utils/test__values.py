@@ -611,7 +611,7 @@ def test_random_batches_read_back_as_an_independent_model(fixture, seed):
     data = load(text)
     paths = _all_paths(data)
     sets, unsets = [], []
-    for _ in range(1 + seed % 5):
+    for _i in range(1 + seed % 5):
         comps = rng.choice(paths)
         roll = rng.random()
         if roll < 0.15:

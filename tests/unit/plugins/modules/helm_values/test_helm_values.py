@@ -104,7 +104,7 @@ def test_backup_on_change_only(capsys, classic):
     assert not failed and result["changed"]
     backup = Path(result["backup_file"])
     assert backup.parent == classic.parent and backup.read_text() == CLASSIC
-    again, _ = run(capsys, path=str(classic), set={"tracing.enabled": True}, backup=True)
+    again, _out = run(capsys, path=str(classic), set={"tracing.enabled": True}, backup=True)
     assert "backup_file" not in again
     assert len(list(classic.parent.iterdir())) == 2
 
