@@ -299,6 +299,8 @@ class Runtime:
         return due
 
     def _next_wait(self) -> float:
+        if self.dirty or self.events:
+            return 0.0
         with self._timer_lock:
             if self.timers:
                 return max(0.0, min(0.5, self.timers[0][0] - time.monotonic()))

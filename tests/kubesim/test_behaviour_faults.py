@@ -104,3 +104,16 @@ def test_latency_and_dropped_watch(kubesim):
     elapsed = time.monotonic() - t0
     assert events, "initial ADDED events arrive before the cut"
     assert elapsed < 10, f"the watch stream was cut by the server after ~1s, not at the 30s timeout ({elapsed:.1f}s)"
+
+
+def test_progress_deadline_exceeded(kubesim):
+    """A rollout that never becomes available ends the way kube-controller-manager reports it."""
+    kubesim.settings(never_ready_selector="app=stuck")
+    d = deployment("stuck", "faults")
+    d["spec"]["progressDeadlineSeconds"] = 2
+    apply(kubesim, [namespace("faults"), d])
+    out = kubectl(kubesim, "-n", "faults", "rollout", "status", "deployment/stuck", "--timeout=30s", check=False)
+    assert out.returncode != 0
+    assert 'deployment "stuck" exceeded its progress deadline' in out.stderr
+    cond = {c["type"]: c for c in get_json(kubesim, "-n", "faults", "deployment", "stuck")["status"]["conditions"]}["Progressing"]
+    assert (cond["status"], cond["reason"]) == ("False", "ProgressDeadlineExceeded")

@@ -135,7 +135,7 @@ def test_statefulset_daemonset_job(kubesim):
 
 
 def test_pod_ready_delay_is_honoured(kubesim):
-    kubesim.settings(pod_ready_delay=1.5)
+    kubesim.settings(pod_ready_delay=3.0)
     apply(kubesim, [namespace("slow"), deployment("slow", "slow")])
     time.sleep(0.5)
     p = pods(kubesim, "slow")[0]

@@ -988,7 +988,9 @@ def service_admission(rt: Runtime, op: str, svc: dict[str, Any], old: dict[str, 
     spec.setdefault("ipFamilyPolicy", "SingleStack")
     if spec["type"] in ("LoadBalancer", "NodePort"):
         old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort") for p in ospec.get("ports") or []}
-        used = _used_node_ports(rt)
+        used: set[int] = set()
+        if any(not p.get("nodePort") for p in spec.get("ports") or []):
+            used = _used_node_ports(rt)
         for p in spec.get("ports") or []:
             if not p.get("nodePort"):
                 prev = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
@@ -1002,7 +1004,8 @@ def service_admission(rt: Runtime, op: str, svc: dict[str, Any], old: dict[str, 
 
 
 def _alloc_cluster_ip(rt: Runtime) -> str:
-    used = {(s.get("spec") or {}).get("clusterIP") for s in rt.cache.list(SERVICES)}
+    with rt.cache.lock:    # admission runs in API threads while the worker updates the cache
+        used = {(s.get("spec") or {}).get("clusterIP") for s in rt.cache.list(SERVICES)}
     used |= rt.recent_ips
     for _ in range(1000):
         ip = str(SERVICE_CIDR.network_address + random.randint(20, SERVICE_CIDR.num_addresses - 2))
@@ -1013,7 +1016,8 @@ def _alloc_cluster_ip(rt: Runtime) -> str:
 
 
 def _used_node_ports(rt: Runtime) -> set[int]:
-    return {p.get("nodePort") for s in rt.cache.list(SERVICES) for p in (s.get("spec") or {}).get("ports") or [] if p.get("nodePort")}
+    with rt.cache.lock:
+        return {p.get("nodePort") for s in rt.cache.list(SERVICES) for p in (s.get("spec") or {}).get("ports") or [] if p.get("nodePort")}
 
 
 def _resolve_port(pod: dict[str, Any], target: Any) -> int | None:
