@@ -89,8 +89,9 @@ def main() -> int:
             # cross-check through the pod list (what kubectl get pods -A would show)
             code, raw = ks.request("GET", "/api/v1/pods", raw=True)
             podlist = json.loads(raw)
-            ready = sum(1 for p in podlist["items"] if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                                            for c in (p.get("status") or {}).get("conditions") or []))
+            ready = sum(1 for p in podlist["items"]
+                        if any(c.get("type") == "Ready" and c.get("status") == "True"
+                               for c in (p.get("status") or {}).get("conditions") or []))
             eps = 0
             if not args.no_services:
                 code, epl = ks.request("GET", "/api/v1/endpoints")

@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{binary}.")
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o755)  # noqa: S103 - helm and kubectl must be executable
         staged.append((binary, tmp))
     for binary, tmp in staged:
         os.replace(tmp, os.path.join(dest, binary))

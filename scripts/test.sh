@@ -3,7 +3,7 @@
 # With arguments: only those stages (unit, kubesim, integration, sanity, lint, build).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 py="$root/.venv/bin/python"
@@ -36,8 +36,8 @@ for stage in "${stages[@]}"; do
     unit) run_stage unit pytest_stage tests/unit -q ;;
     build) run_stage build "$py" scripts/build_check.py ;;
     sanity) run_stage sanity bash scripts/sanity.sh ;;
-    kubesim) run_stage kubesim pytest_stage tests/kubesim -q ;;
-    integration) run_stage integration pytest_stage tests/integration -q ;;
+    kubesim) run_stage kubesim pytest_stage tests/kubesim -q -n "${OKEMESH_TEST_WORKERS:-2}" ;;
+    integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist loadfile ;;
     *) echo "unknown stage $stage (unit kubesim integration sanity lint build)"; exit 2 ;;
   esac
 done

@@ -145,7 +145,7 @@ def test_injected_and_stale_pods_are_told_apart(playbook, mesh, tmp_path):
 
 
 def test_fail_on_levels(playbook, mesh, tmp_path):
-    run, _ = check(playbook, mesh, tmp_path, fail_on="error")
+    run, _result = check(playbook, mesh, tmp_path, fail_on="error")
     assert run.rc != 0 and run.failed() == 1, run
     assert "injection check failed (fail_on=error): 1 error(s), 0 warning(s)" in run.stdout
     run, result = check(playbook, mesh, tmp_path, fail_on="error", ignore_errors=True)

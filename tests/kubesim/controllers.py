@@ -237,7 +237,7 @@ class Runtime:
 
     def modify(self, key: str, ns: str | None, name: str, fn: Callable[[dict[str, Any]], bool], *, uid: str | None = None) -> dict[str, Any] | None:
         """Read-modify-write of spec/metadata with retry on 409 Conflict."""
-        for _ in range(8):
+        for _attempt in range(8):
             cur = self.store.get(key, ns, name)
             if cur is None or (uid and meta(cur).get("uid") != uid):
                 return None
@@ -294,7 +294,7 @@ class Runtime:
         due = []
         with self._timer_lock:
             while self.timers and self.timers[0][0] <= now:
-                _, _, fn, args = heapq.heappop(self.timers)
+                _when, _seq, fn, args = heapq.heappop(self.timers)
                 due.append((fn, args))
         return due
 

@@ -552,7 +552,7 @@ def reconcile_lb(rt: Runtime, ns: str | None, name: str) -> None:
         return
     taken = {s.ip for s in rt.lbs.values()}
     ip = ""
-    for _ in range(20):
+    for _attempt in range(20):
         ip = _free_ip(taken)
         state = LBState(meta(svc)["uid"], ip)
         if not rt.settings.lb_serve or _bind_listeners(rt, state, ns or "", name, ports):

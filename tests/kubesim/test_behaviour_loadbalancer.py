@@ -65,7 +65,7 @@ def test_lb_ip_and_bookinfo_through_matching_gateway(kubesim):
     assert ip in table
 
     # listener but no Gateway yet: Envoy answers 404
-    code, headers, _ = http_get(f"http://{ip}/productpage")
+    code, headers, _body = http_get(f"http://{ip}/productpage")
     assert (code, headers.get("server")) == (404, "istio-envoy")
 
     # the sample's selector/port (istio=ingressgateway, 8080) do not match the chart's release: still 404 (the TRAP)
@@ -83,13 +83,13 @@ def test_lb_ip_and_bookinfo_through_matching_gateway(kubesim):
     assert "<title>Simple Bookstore App</title>" in body
     assert "kubesim simulator" in body
     assert headers["server"] == "istio-envoy"
-    code, _, body = http_get(f"http://{ip}/api/v1/products")
+    code, _headers, body = http_get(f"http://{ip}/api/v1/products")
     assert code == 200 and '"service": "productpage"' in body
     assert http_get(f"http://{ip}/nothing-routed")[0] == 404
 
     # destination without ready endpoints: 503 no healthy upstream
     kubectl(kubesim, "-n", "bookinfo", "scale", "deployment/productpage-v1", "--replicas=0")
-    code, _, body = wait_for(lambda: (r := http_get(f"http://{ip}/productpage"))[0] == 503 and r, what="503 without endpoints")
+    code, _headers, body = wait_for(lambda: (r := http_get(f"http://{ip}/productpage"))[0] == 503 and r, what="503 without endpoints")
     assert body == "no healthy upstream"
 
     # deleting the Service stops the listener
@@ -177,7 +177,7 @@ def test_kubernetes_gateway_api_deployed_by_simulated_istiod(kubesim):
     ip = gw["status"]["addresses"][0]["value"]
     svc = get_json(kubesim, "-n", "bookinfo", "service", "bookinfo-gateway-istio")
     assert svc["spec"]["type"] == "LoadBalancer" and svc["status"]["loadBalancer"]["ingress"][0]["ip"] == ip
-    pod = [p for p in get_json(kubesim, "-n", "bookinfo", "pods", "-l", "gateway.networking.k8s.io/gateway-name=bookinfo-gateway")["items"]][0]
+    pod = get_json(kubesim, "-n", "bookinfo", "pods", "-l", "gateway.networking.k8s.io/gateway-name=bookinfo-gateway")["items"][0]
     assert pod["spec"]["containers"][0]["image"] == "docker.io/istio/proxyv2:1.30.0", "gateway pod injected through the gateway template"
     code, headers, body = wait_for(lambda: (r := http_get(f"http://{ip}/productpage"))[0] == 200 and r, what="200 via HTTPRoute")
     assert "<title>Simple Bookstore App</title>" in body and headers["server"] == "istio-envoy"

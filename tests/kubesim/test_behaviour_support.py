@@ -42,7 +42,7 @@ spec:
 
 def kubectl(ks: Any, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the real kubectl against the simulator."""
-    proc = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=ks.env(), timeout=timeout)
+    proc = subprocess.run(["kubectl", *args], input=input, capture_output=True, text=True, env=ks.env(), timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

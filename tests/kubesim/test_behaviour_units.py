@@ -57,8 +57,10 @@ def test_template_hash_is_stable_and_ignores_hash_labels():
     assert h != workloads.template_hash({**t, "spec": {"containers": [{"name": "x", "image": "a:2"}]}})
 
 
-@pytest.mark.parametrize(("pattern", "host", "want"), [("*", "a.b", True), ("bookinfo/*", "x", True), ("*.example.com", "shop.example.com", True),
-                                                        ("*.example.com", "example.org", False), ("a.example.com", "A.example.com", True)])
+@pytest.mark.parametrize(("pattern", "host", "want"), [
+    ("*", "a.b", True), ("bookinfo/*", "x", True), ("*.example.com", "shop.example.com", True),
+    ("*.example.com", "example.org", False), ("a.example.com", "A.example.com", True),
+])
 def test_gateway_host_match(pattern, host, want):
     assert loadbalancer._host_match(pattern, host) is want
 
@@ -98,8 +100,8 @@ def api_create(rt: Runtime, key, obj):
 
 
 def test_in_process_deployment_and_injection(rt):
-    api_create(rt, "mutatingwebhookconfigurations.admissionregistration.k8s.io", DEFAULT | {"apiVersion": "admissionregistration.k8s.io/v1",
-                                                                                           "kind": "MutatingWebhookConfiguration"})
+    api_create(rt, "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+               DEFAULT | {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration"})
     rt.store.update("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mesh", "labels": {"istio-injection": "enabled"}}})
     api_create(rt, DEPLOYMENTS, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "mesh"},
                                  "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "d"}},

@@ -289,7 +289,7 @@ def new_pod(rt: Runtime, owner_key: str, owner: dict[str, Any], template: dict[s
     if node:
         pod["spec"]["nodeName"] = node
         pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now()}]
-    for _ in range(5):
+    for _attempt in range(5):
         try:
             return rt.store_create_raise(PODS, pod)
         except Exception as exc:
@@ -560,7 +560,7 @@ def reconcile_replicaset(rt: Runtime, ns: str | None, name: str) -> None:
     diff = want - len(active)
     if diff > 0:
         base = meta(rs)["name"]
-        for _ in range(diff):
+        for _i in range(diff):
             new_pod(rt, REPLICASETS, rs, template, f"{base}-{suffix()}")
     elif diff < 0:
         def rank(p: dict[str, Any]) -> tuple[int, int, str]:
@@ -940,7 +940,7 @@ def reconcile_job(rt: Runtime, ns: str | None, name: str) -> None:
             missing = min(parallelism, completions - succeeded) - len(active)
             labels = {"batch.kubernetes.io/controller-uid": meta(job)["uid"], "controller-uid": meta(job)["uid"],
                       "batch.kubernetes.io/job-name": name, "job-name": name}
-            for _ in range(max(0, missing)):
+            for _i in range(max(0, missing)):
                 p = new_pod(rt, JOBS, job, spec.get("template") or {}, f"{name}-{suffix()}", labels)
                 if p is not None:
                     active.append(p)
@@ -1007,7 +1007,7 @@ def _alloc_cluster_ip(rt: Runtime) -> str:
     with rt.cache.lock:    # admission runs in API threads while the worker updates the cache
         used = {(s.get("spec") or {}).get("clusterIP") for s in rt.cache.list(SERVICES)}
     used |= rt.recent_ips
-    for _ in range(1000):
+    for _attempt in range(1000):
         ip = str(SERVICE_CIDR.network_address + random.randint(20, SERVICE_CIDR.num_addresses - 2))
         if ip not in used:
             rt.recent_ips.add(ip)
