@@ -41,6 +41,8 @@ class PlaybookResult:
     def __str__(self) -> str:  # what pytest shows when an assertion on the result fails
         return f"rc={self.rc}\n--- stdout ---\n{self.stdout[-12000:]}\n--- stderr ---\n{self.stderr[-4000:]}"
 
+    __repr__ = __str__
+
 
 def playbook_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
