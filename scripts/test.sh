@@ -8,7 +8,7 @@ export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 py="$root/.venv/bin/python"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(lint unit build sanity kubesim integration)
+[ ${#stages[@]} -gt 0 ] || stages=(lint unit build sanity kubesim integration molecule)
 failed=()
 
 run_stage() {
@@ -38,7 +38,8 @@ for stage in "${stages[@]}"; do
     sanity) run_stage sanity bash scripts/sanity.sh ;;
     kubesim) run_stage kubesim pytest_stage tests/kubesim -q -n "${OKEMESH_TEST_WORKERS:-2}" ;;
     integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist loadfile ;;
-    *) echo "unknown stage $stage (unit kubesim integration sanity lint build)"; exit 2 ;;
+    molecule) run_stage molecule-sim "$root/.venv/bin/molecule" test -s sim ;;
+    *) echo "unknown stage $stage (lint unit build sanity kubesim integration molecule)"; exit 2 ;;
   esac
 done
 
