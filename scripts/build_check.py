@@ -11,6 +11,7 @@ Exits non-zero with a message naming what is wrong.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -54,8 +55,12 @@ def main() -> int:
         if problems:
             raise SystemExit("build-check:\n  " + "\n  ".join(problems))
         dest = Path(tmp) / "installed"
-        run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(dest), str(tarballs[0])])
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG=os.devnull)
+        # outside the repository's ansible.cfg: its collections_path already holds okemesh.istio (the clone)
+        empty_cfg = Path(tmp) / "ansible.cfg"
+        empty_cfg.write_text("[defaults]\n")
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG=str(empty_cfg), ANSIBLE_NOCOLOR="1")
+        run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "--force", "-p", str(dest), str(tarballs[0])],
+            env=env, cwd=tmp)
         installed = dest / "ansible_collections" / "okemesh" / "istio"
         modules = sorted(p.stem for p in (installed / "plugins" / "modules").glob("*.py") if not p.name.startswith("_"))
         roles = sorted(p.name for p in (installed / "roles").iterdir() if p.is_dir())
@@ -65,7 +70,7 @@ def main() -> int:
                 raise SystemExit(f"build-check: ansible-doc okemesh.istio.{module} printed no documentation")
         for role in roles:
             text = run([str(BIN / "ansible-doc"), "-t", "role", f"okemesh.istio.{role}"], env=env, cwd=tmp)
-            if "ENTRY POINT: main" not in text and "ENTRY POINT: *main*" not in text:
+            if not re.search(r"ENTRY POINT: \*?main\*? - ", text):
                 raise SystemExit(f"build-check: ansible-doc -t role okemesh.istio.{role} shows no main entry point")
         print(f"build-check: {tarballs[0].name}: {len(names)} files, clean; installed; ansible-doc ok for "
               f"modules {', '.join(modules)} and roles {', '.join(roles)}")

@@ -103,13 +103,14 @@ def apply_role(playbook, kubesim, tmp_path, *, check=False, tags=None, **overrid
 
 # --- tests -------------------------------------------------------------------------------
 
-def test_install_check_mode_then_idempotent(kubesim, tmp_path, playbook):
+def test_install_check_mode_idempotent_then_upgrade(kubesim, tmp_path, playbook):
     extra = {"istio_mtls_mode": "STRICT", "istio_hub": "registry.example.com/istio", "istio_tag": "1.30.0-distroless",
              "istio_values": {"pilot.env.PILOT_TRACE_SAMPLING": "10"}}
 
     # Check mode on a fresh cluster: predicts, changes nothing.
     result = apply_role(playbook, kubesim, tmp_path, check=True, **extra)
     assert result.rc == 0, str(result)
+    assert result.changed() > 0
     assert helm_releases(kubesim) == {}
     assert istio_crds(kubesim) == {}
     assert "istio-system" not in names(kubesim, "namespaces")
@@ -164,37 +165,29 @@ def test_install_check_mode_then_idempotent(kubesim, tmp_path, playbook):
     assert pa["spec"]["mtls"]["mode"] == "STRICT"
     assert helm_releases(kubesim)["istiod"]["revision"] == "1"
 
-
-def test_upgrade_in_place(kubesim, tmp_path, playbook):
-    result = apply_role(playbook, kubesim, tmp_path)
-    assert result.rc == 0, str(result)
-
-    # An "istio-1.30.1" release directory: the same stand-in charts with the next version.
+    # Upgrade in place to an "istio-1.30.1" release directory (the stand-ins with the next version).
     newer = tmp_path / "istio-1.30.1"
     shutil.copytree(RELEASE, newer)
     for chart in (newer / "manifests" / "charts").rglob("Chart.yaml"):
         chart.write_text(chart.read_text().replace("1.30.0", "1.30.1"))
 
-    # Charts that do not match istio_version are refused before anything changes.
-    result = apply_role(playbook, kubesim, tmp_path, istio_release_dir=str(newer))
+    # Charts that do not match istio_version are refused by the preflight.
+    result = apply_role(playbook, kubesim, tmp_path, tags="istio_preflight", istio_release_dir=str(newer))
     assert result.rc != 0
-    assert "istio_version is 1.30.0" in result.stdout
-    assert helm_releases(kubesim)["istiod"]["chart"] == "istiod-1.30.0"
+    assert "has version 1.30.1, but istio_version is 1.30.0" in result.stdout
 
-    result = apply_role(playbook, kubesim, tmp_path, istio_release_dir=str(newer), istio_version="1.30.1")
+    result = apply_role(playbook, kubesim, tmp_path, **extra, istio_release_dir=str(newer), istio_version="1.30.1")
     assert result.rc == 0, str(result)
     releases = helm_releases(kubesim)
     assert (releases["istio-base"]["chart"], releases["istio-base"]["revision"]) == ("base-1.30.1", "2")
     assert (releases["istiod"]["chart"], releases["istiod"]["revision"]) == ("istiod-1.30.1", "2")
-    assert kubectl_json(kubesim, "-n", "istio-system", "get", "deployment", "istiod")["status"]["availableReplicas"] >= 1
-
-    result = apply_role(playbook, kubesim, tmp_path, istio_release_dir=str(newer), istio_version="1.30.1")
-    assert result.rc == 0, str(result)
-    assert result.changed() == 0, str(result)
+    deploy = kubectl_json(kubesim, "-n", "istio-system", "get", "deployment", "istiod")
+    assert deploy["status"]["availableReplicas"] >= 1
+    assert deploy["metadata"]["labels"]["helm.sh/chart"] == "istiod-1.30.1"
 
 
-def test_canary_revision_round_trip(kubesim, tmp_path, playbook):
-    result = apply_role(playbook, kubesim, tmp_path)
+def test_canary_round_trip_then_uninstall(kubesim, tmp_path, playbook):
+    result = apply_role(playbook, kubesim, tmp_path, istio_mtls_mode="PERMISSIVE")
     assert result.rc == 0, str(result)
     run(kubesim, "kubectl", "create", "namespace", "shop")
     run(kubesim, "kubectl", "label", "namespace", "shop", "istio-injection=enabled")
@@ -206,7 +199,8 @@ def test_canary_revision_round_trip(kubesim, tmp_path, playbook):
     run(kubesim, "kubectl", "apply", "-f", str(web_manifest))
 
     # Step 1: the canary revision beside the default one, a tag on it, the namespace moved.
-    canary = {"istio_revision": "canary", "istio_revision_tags": [{"name": "prod-stable", "revision": "canary"}],
+    canary = {"istio_mtls_mode": "PERMISSIVE", "istio_revision": "canary",
+              "istio_revision_tags": [{"name": "prod-stable", "revision": "canary"}],
               "istio_canary_namespaces": ["shop"], "istio_canary_label": "prod-stable", "istio_restart_workloads": True}
     result = apply_role(playbook, kubesim, tmp_path, **canary)
     assert result.rc == 0, str(result)
@@ -226,14 +220,10 @@ def test_canary_revision_round_trip(kubesim, tmp_path, playbook):
     web = kubectl_json(kubesim, "-n", "shop", "get", "deployment", "web")
     assert "kubectl.kubernetes.io/restartedAt" in web["spec"]["template"]["metadata"].get("annotations", {})
 
-    result = apply_role(playbook, kubesim, tmp_path, **canary)
-    assert result.rc == 0, str(result)
-    assert result.changed() == 0, str(result)
-
-    # Removing the revision being installed is refused.
-    result = apply_role(playbook, kubesim, tmp_path, **canary, istio_remove_revisions=["canary"])
+    # Removing the revision being installed is refused by the preflight.
+    result = apply_role(playbook, kubesim, tmp_path, tags="istio_preflight", **canary, istio_remove_revisions=["canary"])
     assert result.rc != 0
-    assert "does not list the revision being installed" in result.stdout
+    assert "does not list the revision being installed (canary)" in result.stdout
 
     # Step 2: make canary the default revision and remove the old one.
     done = {**canary, "istio_base_default_revision": "canary", "istio_remove_revisions": ["default"]}
@@ -252,18 +242,12 @@ def test_canary_revision_round_trip(kubesim, tmp_path, playbook):
     assert result.rc == 0, str(result)
     assert result.changed() == 0, str(result)
 
-
-def test_uninstall_leaves_nothing(kubesim, tmp_path, playbook):
-    result = apply_role(playbook, kubesim, tmp_path, istio_mtls_mode="PERMISSIVE",
-                        istio_revision_tags=[{"name": "stable", "revision": "default"}])
-    assert result.rc == 0, str(result)
-    assert "istio-revision-tag-stable" in webhooks(kubesim)
-
-    # Check mode predicts the uninstall and keeps everything.
+    # Uninstall. Check mode first: predicted, nothing removed.
     result = apply_role(playbook, kubesim, tmp_path, check=True, istio_state="absent", istio_purge_crds=True)
     assert result.rc == 0, str(result)
     assert result.changed() > 0
-    assert {"istio-base", "istiod"} == set(helm_releases(kubesim))
+    assert {"istio-base", "istiod-canary"} == set(helm_releases(kubesim))
+    assert REQUIRED_CRDS <= set(istio_crds(kubesim))
 
     result = apply_role(playbook, kubesim, tmp_path, istio_state="absent", istio_purge_crds=True,
                         istio_delete_namespace=True)
@@ -273,11 +257,6 @@ def test_uninstall_leaves_nothing(kubesim, tmp_path, playbook):
     assert istio_crds(kubesim) == {}
     assert "istio-system" not in names(kubesim, "namespaces")
     assert not items(kubesim, "deployments", "-A", "-l", "app=istiod")
-
-    result = apply_role(playbook, kubesim, tmp_path, istio_state="absent", istio_purge_crds=True,
-                        istio_delete_namespace=True)
-    assert result.rc == 0, str(result)
-    assert result.changed() == 0, str(result)
 
 
 def test_ambient_profile(kubesim, tmp_path, playbook):
