@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def run(kubesim, *cmd: str) -> str:
-    proc = subprocess.run(list(cmd), env=kubesim.env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(list(cmd), env=kubesim.env(), capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
     return proc.stdout

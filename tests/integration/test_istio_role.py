@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 # --- reading the cluster back ------------------------------------------------------------
 
 def run(kubesim, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(cmd), env=kubesim.env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(list(cmd), env=kubesim.env(), capture_output=True, text=True, timeout=60, check=False)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
     return proc

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) okemesh.istio contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -46,7 +45,7 @@ def main(argv):
                 counts[code] = counts.get(code, 0) + 1
 
     start = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(min(workers, total))]
+    threads = [threading.Thread(target=worker) for _worker in range(min(workers, total))]
     for t in threads:
         t.start()
     for t in threads:
