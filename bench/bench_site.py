@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.fixtures.stage_istio_release import staged_for_tests  # noqa: E402
 from tests.kubesim.pytest_plugin import start_kubesim  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -39,6 +40,7 @@ def run_site(inventory: Path, env_extra: dict[str, str], workdir: Path) -> tuple
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
+    env["OKEMESH_SIM_RELEASE_DIR"] = str(staged_for_tests())
     for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
         env[name] = str(workdir / name.lower())
     cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"]

@@ -27,6 +27,8 @@ if [ -n "${1:-}" ]; then
 fi
 
 mkdir -p "$state"
+# the project's stand-in Istio release, laid out as an unpacked release (inventories/sim reads it)
+"$root/.venv/bin/python" tests/fixtures/stage_istio_release.py "$state/istio-release" >/dev/null
 if sim_running; then
   echo "demo: reusing kubesim (pid $(cat "$pidfile")), kubeconfig $state/kubeconfig"
 else

@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.stage_istio_release import staged_for_tests
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# The stand-in Istio release, laid out as an unpacked release (the playbooks under
+# tests/integration/playbooks read it at <repo>/tests/output/istio-release).
+ISTIO_RELEASE = staged_for_tests()
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)",
@@ -55,6 +60,7 @@ def playbook_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("ANSIBLE_PYTHON_INTERPRETER", sys.executable)
     env.setdefault("ANSIBLE_LOCAL_TEMP", str(REPO / "tests" / "output" / "ansible-tmp"))
     env.pop("KUBECONFIG", None)
+    env.setdefault("OKEMESH_SIM_RELEASE_DIR", str(ISTIO_RELEASE))
     if extra:
         env.update(extra)
     return env

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.stage_istio_release import staged_for_tests
+
 REPO = Path(__file__).resolve().parents[2]
-RELEASE = REPO / "tests" / "fixtures" / "istio-release"
+RELEASE = staged_for_tests()
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "addons.yml"
 
 pytestmark = pytest.mark.slow

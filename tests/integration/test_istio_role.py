@@ -15,10 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.stage_istio_release import staged_for_tests
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-RELEASE = REPO / "tests" / "fixtures" / "istio-release"
+RELEASE = staged_for_tests()
 PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "istio.yml"
 REQUIRED_CRDS = {
     "authorizationpolicies.security.istio.io",
