@@ -12,23 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration._cluster import get, helm_env
+
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 GW_NS = "istio-ingress"
 
 pytestmark = pytest.mark.slow
-
-
-def helm_env(sim) -> dict[str, str]:
-    """Per-simulator helm directories; no KUBECONFIG: the roles must use okemesh_kubeconfig."""
-    base = Path(sim.kubeconfig).parent
-    return {"HELM_CACHE_HOME": str(base / "helm-cache"), "HELM_CONFIG_HOME": str(base / "helm-config"),
-            "HELM_DATA_HOME": str(base / "helm-data")}
-
-
-def get(sim, path: str) -> dict:
-    status, body = sim.request("GET", path)
-    assert status == 200, f"GET {path}: HTTP {status}: {body}"
-    return body
 
 
 def run(playbook, sim, check: bool = False, tags: str | None = None, **extra):
