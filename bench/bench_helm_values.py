@@ -27,7 +27,6 @@ module run including Ansible overhead.
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
 import json
 import os
@@ -40,8 +39,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
+sys.path.insert(0, str(REPO))
 
 from ruamel.yaml import YAML  # noqa: E402
+
+from tests.fixtures.textdiff import changed_lines  # noqa: E402
 
 from ansible_collections.okemesh.istio.plugins.module_utils._values import (  # noqa: E402
     edit_values,
@@ -99,17 +101,6 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def _unified_diff(a, b, lineterm="", n=0):
-    """difflib's unified diff without the autojunk heuristic (repeated lines in big files confuse it)."""
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for group in matcher.get_grouped_opcodes(n):
-        for tag, i1, i2, j1, j2 in group:
-            if tag in ("replace", "delete"):
-                yield from ("-" + line for line in a[i1:i2])
-            if tag in ("replace", "insert"):
-                yield from ("+" + line for line in b[j1:j2])
-
-
 def changed_line_count(before: str, after: str) -> int:
     """Lines removed + added, by GNU diff (a real LCS; difflib misaligns the repeated sections)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,7 +110,7 @@ def changed_line_count(before: str, after: str) -> int:
         try:
             out = subprocess.run(["diff", str(a), str(b)], capture_output=True, text=True, check=False).stdout
         except FileNotFoundError:
-            return sum(1 for line in _unified_diff(before.splitlines(), after.splitlines()) if line[:1] in "+-")
+            return len(changed_lines(before, after))
     return sum(1 for line in out.splitlines() if line[:2] in ("< ", "> ") or line in ("<", ">"))
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import io
 import random
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
+
+from tests.fixtures.textdiff import changed_lines
 
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import InputError, ValuesFileError
 from ansible_collections.okemesh.istio.plugins.module_utils._values import (
@@ -32,22 +33,6 @@ def edit(text, set=None, unset=None, **kwargs):  # noqa: A002 - mirrors the modu
 
 def load(text):
     return YAML(typ="safe", pure=True).load(text)
-
-
-def _unified_diff(a, b, lineterm="", n=0):
-    """difflib's unified diff without the autojunk heuristic (repeated lines in big files confuse it)."""
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for group in matcher.get_grouped_opcodes(n):
-        for tag, i1, i2, j1, j2 in group:
-            if tag in ("replace", "delete"):
-                yield from ("-" + line for line in a[i1:i2])
-            if tag in ("replace", "insert"):
-                yield from ("+" + line for line in b[j1:j2])
-
-
-def changed_lines(before: str, after: str) -> list[str]:
-    """The -/+ lines of a zero-context unified diff."""
-    return [line for line in _unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0) if line[:1] in "+-"]
 
 
 def replace_line(text: str, old: str, new: str, occurrence_after: str | None = None) -> str:
