@@ -139,3 +139,47 @@ def test_preflight_rejects_bad_settings(kubesim, playbook, extra, message):
     r = run(playbook, kubesim, tags="gateway_preflight", **extra)
     assert r.rc != 0
     assert message in " ".join(r.stdout.split()), str(r)
+
+
+def test_gateway_api_routing_binds_to_the_installed_gateway_and_serves_bookinfo(kubesim, playbook):
+    extra = {"gateway_routing_api": "gateway-api", "okemesh_test_gateway_api_crds": True}
+    first = run(playbook, kubesim, **extra)
+    assert first.rc == 0, str(first)
+
+    # istiod's class, and the Gateway API objects in place of the Istio Gateway/VirtualService
+    gwc = get(kubesim, "/apis/gateway.networking.k8s.io/v1/gatewayclasses/istio")
+    assert gwc["spec"]["controllerName"] == "istio.io/gateway-controller"
+    gw = get(kubesim, "/apis/gateway.networking.k8s.io/v1/namespaces/bookinfo/gateways/bookinfo-gateway")
+    assert gw["spec"]["gatewayClassName"] == "istio"
+    # manual deployment: the Gateway names the Service the istio/gateway chart installed
+    assert gw["spec"]["addresses"] == [{"type": "Hostname", "value": f"istio-ingress.{GW_NS}.svc.cluster.local"}]
+    assert gw["spec"]["listeners"] == [{"name": "http", "port": 80, "protocol": "HTTP",
+                                        "allowedRoutes": {"namespaces": {"from": "Same"}}}]
+    conditions = {c["type"]: c["status"] for c in gw["status"]["conditions"]}
+    assert conditions == {"Accepted": "True", "Programmed": "True"}
+    address = gw["status"]["addresses"][0]["value"]
+    assert gw["status"]["listeners"][0]["attachedRoutes"] == 1
+
+    route = get(kubesim, "/apis/gateway.networking.k8s.io/v1/namespaces/bookinfo/httproutes/bookinfo")
+    assert route["spec"]["parentRefs"] == [{"name": "bookinfo-gateway"}]
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "productpage", "port": 9080}]
+    assert {"path": {"type": "Exact", "value": "/productpage"}} in route["spec"]["rules"][0]["matches"]
+    parents = route["status"]["parents"]
+    assert [p["parentRef"]["name"] for p in parents] == ["bookinfo-gateway"]
+    assert {c["type"]: c["status"] for c in parents[0]["conditions"]} == {"Accepted": "True", "ResolvedRefs": "True"}
+
+    # not both APIs at once
+    assert kubesim.request("GET", "/apis/networking.istio.io/v1/namespaces/bookinfo/gateways/bookinfo-gateway")[0] == 404
+    assert kubesim.request("GET", "/apis/networking.istio.io/v1/namespaces/bookinfo/virtualservices/bookinfo")[0] == 404
+
+    # the role's own check passed on the Gateway's address; the page answers there
+    url = reported_url(first)
+    assert url == f"http://{address}"
+    assert "TASK [okemesh.istio.gateway : Gateway | GET the bookinfo page through the gateway]" in first.stdout
+    with urllib.request.urlopen(f"{url}/productpage", timeout=10) as resp:  # noqa: S310 - kubesim's loopback LB
+        assert resp.status == 200
+        assert "<title>Simple Bookstore App</title>" in resp.read().decode()
+
+    second = run(playbook, kubesim, **extra)
+    assert second.rc == 0, str(second)
+    assert second.changed() == 0, str(second)
