@@ -159,6 +159,10 @@ def test_gateway_api_routing_binds_to_the_installed_gateway_and_serves_bookinfo(
     assert conditions == {"Accepted": "True", "Programmed": "True"}
     address = gw["status"]["addresses"][0]["value"]
     assert gw["status"]["listeners"][0]["attachedRoutes"] == 1
+    # served by the Helm-installed gateway itself: its load-balancer address, no extra deployment
+    helm_svc = get(kubesim, f"/api/v1/namespaces/{GW_NS}/services/istio-ingress")
+    assert address == helm_svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    assert kubesim.request("GET", "/apis/apps/v1/namespaces/bookinfo/deployments/bookinfo-gateway-istio")[0] == 404
 
     route = get(kubesim, "/apis/gateway.networking.k8s.io/v1/namespaces/bookinfo/httproutes/bookinfo")
     assert route["spec"]["parentRefs"] == [{"name": "bookinfo-gateway"}]

@@ -230,22 +230,52 @@ def _path_match(m: dict[str, Any], path: str) -> bool:
     return value == "/" or path == value or path.startswith(value + "/")
 
 
-def _route_k8s_gateway(rt: Runtime, svc: dict[str, Any], svc_port: int, host: str, method: str, path: str,
-                       headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-    """A Service Istio deployed for a gateway.networking.k8s.io Gateway: listeners + attached HTTPRoutes."""
-    envoy = {"server": "istio-envoy"}
+def _manual_service(gw: dict[str, Any]) -> tuple[str, str] | None:
+    """(namespace, name) of the existing Service a Gateway binds to through ``spec.addresses``
+    (Istio's "manual deployment": a Hostname ``<svc>.<ns>.svc[.cluster.local]``), else None."""
+    for addr in (gw.get("spec") or {}).get("addresses") or []:
+        if (addr.get("type") or "IPAddress") != "Hostname":
+            continue
+        parts = (addr.get("value") or "").split(".")
+        if len(parts) >= 3 and parts[2] == "svc":
+            return parts[1], parts[0]
+    return None
+
+
+def _gateways_of_service(rt: Runtime, svc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Gateway API Gateways served by this Service: deployed for it (label) or bound to it (addresses)."""
     ns = meta(svc).get("namespace") or ""
     gw_name = labels_of(svc).get(GW_NAME_LABEL)
+    if gw_name:
+        gw = rt.cache.get(K8S_GATEWAYS, ns, gw_name)
+        return [gw] if gw is not None else []
+    return [gw for gw in rt.cache.list(K8S_GATEWAYS) if _manual_service(gw) == (ns, meta(svc).get("name"))]
+
+
+def _route_k8s_gateway(rt: Runtime, svc: dict[str, Any], svc_port: int, host: str, method: str, path: str,
+                       headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    """A Service serving a gateway.networking.k8s.io Gateway: listeners + attached HTTPRoutes."""
+    envoy = {"server": "istio-envoy"}
     with rt.cache.lock:
-        gw = rt.cache.get(K8S_GATEWAYS, ns, gw_name) if gw_name else None
+        gateways = _gateways_of_service(rt, svc)
         routes = rt.cache.list(HTTPROUTES)
-    if gw is None:
-        return 404, envoy, b""
+    for gw in gateways:
+        answer = _route_one_k8s_gateway(gw, routes, rt, svc_port, host, method, path, headers)
+        if answer is not None:
+            return answer
+    return 404, envoy, b""
+
+
+def _route_one_k8s_gateway(gw: dict[str, Any], routes: list[dict[str, Any]], rt: Runtime, svc_port: int, host: str, method: str,
+                           path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | None:
+    envoy = {"server": "istio-envoy"}
+    ns = meta(gw).get("namespace") or ""
+    gw_name = meta(gw)["name"]
     listeners = [ln for ln in (gw.get("spec") or {}).get("listeners") or []
                  if int(ln.get("port") or -1) == svc_port and ln.get("protocol", "HTTP") in ("HTTP", "HTTPS")
                  and (not ln.get("hostname") or _host_match(ln["hostname"], host))]
     if not listeners:
-        return 404, envoy, b""
+        return None
     for route in sorted(routes, key=lambda r: meta(r).get("creationTimestamp", "")):
         rns = meta(route).get("namespace") or ""
         rspec = route.get("spec") or {}
@@ -278,7 +308,7 @@ def _route_k8s_gateway(rt: Runtime, svc: dict[str, Any], svc_port: int, host: st
             weights = [int(b.get("weight", 1)) for b in backends]
             b = random.choices(backends, weights=weights)[0] if sum(weights) else backends[0]
             return _answer(rt, b.get("namespace") or rns, b["name"], path, f"{ns}/{gw_name}")
-    return 404, envoy, b""
+    return None
 
 
 def reconcile_k8s_gateway(rt: Runtime, ns: str | None, name: str) -> None:
@@ -293,13 +323,24 @@ def reconcile_k8s_gateway(rt: Runtime, ns: str | None, name: str) -> None:
     if not _istiod_present(rt):
         return
     listeners = (gw.get("spec") or {}).get("listeners") or []
-    dep_name = f"{name}-{cls}"
+    manual = _manual_service(gw)
+    dep_name = manual[1] if manual else f"{name}-{cls}"
     owner = [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "name": name, "uid": meta(gw)["uid"]}]
     labels = {GW_NAME_LABEL: name, "gateway.istio.io/managed": "istio.io-gateway-controller", "istio.io/gateway-name": name}
     pod_labels = {**labels, "sidecar.istio.io/inject": "true", "service.istio.io/canonical-name": dep_name}
     ports = [{"name": f"{(ln.get('protocol') or 'HTTP').lower()}-{ln.get('port')}", "port": int(ln["port"]), "protocol": "TCP",
               "targetPort": int(ln["port"])} for ln in listeners if ln.get("port")]
     ports.insert(0, {"name": "status-port", "port": 15021, "protocol": "TCP", "targetPort": 15021})
+    if manual:  # bound to an existing Service (e.g. a Helm-installed gateway): nothing is deployed
+        svc = rt.cache.get(SERVICES, manual[0], manual[1])
+    else:
+        svc = _deploy_k8s_gateway(rt, ns, dep_name, name, owner, labels, pod_labels, ports)
+    _write_k8s_gateway_status(rt, gw, ns, name, dep_name, manual, listeners, ports, svc)
+
+
+def _deploy_k8s_gateway(rt: Runtime, ns: str | None, dep_name: str, name: str, owner: list[dict[str, Any]],
+                        labels: dict[str, str], pod_labels: dict[str, str], ports: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The Deployment and LoadBalancer Service istiod creates for a Gateway (automated deployment)."""
     if rt.store.get("deployments.apps", ns, dep_name) is None:
         rt.create("deployments.apps", {
             "apiVersion": "apps/v1", "kind": "Deployment",
@@ -328,6 +369,12 @@ def reconcile_k8s_gateway(rt: Runtime, ns: str | None, name: str) -> None:
         from .workloads import service_admission
 
         svc = rt.modify(SERVICES, ns, dep_name, lambda cur: set_ports(cur) and bool(service_admission(rt, "UPDATE", cur, cur))) or svc
+    return svc
+
+
+def _write_k8s_gateway_status(rt: Runtime, gw: dict[str, Any], ns: str | None, name: str, dep_name: str,
+                              manual: tuple[str, str] | None, listeners: list[dict[str, Any]], ports: list[dict[str, Any]],
+                              svc: dict[str, Any] | None) -> None:
     ingress = (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     addresses = [{"type": "IPAddress", "value": i["ip"]} for i in ingress if i.get("ip")]
     gen = meta(gw).get("generation", 1)
@@ -344,10 +391,11 @@ def reconcile_k8s_gateway(rt: Runtime, ns: str | None, name: str) -> None:
                 "lastTransitionTime": old["lastTransitionTime"] if old and old.get("status") == status else ts}
 
     prev = (gw.get("status") or {}).get("conditions") or []
+    svc_fqdn = f"{dep_name}.{manual[0] if manual else ns}.svc.cluster.local"
     status: dict[str, Any] = {
         "conditions": [cond("Accepted", True, "Accepted", "Resource accepted", prev),
                        cond("Programmed", programmed, "Programmed" if programmed else "AddressNotAssigned",
-                            "Resource programmed, assigned to service(s) " + f"{dep_name}.{ns}.svc.cluster.local:{','.join(str(p['port']) for p in ports[1:])}"
+                            f"Resource programmed, assigned to service(s) {svc_fqdn}:{','.join(str(p['port']) for p in ports[1:])}"
                             if programmed else "Assigned to service(s) but no address assigned yet (simulated load balancer pending)", prev)],
         "listeners": [{"name": ln.get("name"), "attachedRoutes": sum(1 for r in routes if meta(r).get("namespace") == ns),
                        "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
@@ -421,9 +469,8 @@ def _gw_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, Any]
 
 
 def _gw_service_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-    gw = labels_of(obj).get(GW_NAME_LABEL)
-    if gw:
-        rt.mark(K8S_GATEWAYS, meta(obj).get("namespace"), gw)
+    for gw in _gateways_of_service(rt, obj):
+        rt.mark(K8S_GATEWAYS, meta(gw).get("namespace"), meta(gw)["name"])
 
 
 def _route_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
