@@ -8,13 +8,13 @@ Every assertion reads the cluster back (kubectl) or the role's addons_dashboards
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.stage_istio_release import staged_for_tests
+from tests.kubesim._helpers import kubectl_json, run
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = staged_for_tests()
@@ -23,15 +23,8 @@ PLAYBOOK = REPO / "tests" / "integration" / "playbooks" / "addons.yml"
 pytestmark = pytest.mark.slow
 
 
-def run(kubesim, *cmd: str) -> str:
-    proc = subprocess.run(list(cmd), env=kubesim.env(), capture_output=True, text=True, timeout=60, check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
-    return proc.stdout
-
-
 def get(kubesim, *args: str) -> dict:
-    return json.loads(run(kubesim, "kubectl", "get", *args, "-o", "json"))
+    return kubectl_json(kubesim, "get", *args)
 
 
 def names(kubesim, *args: str) -> set[str]:

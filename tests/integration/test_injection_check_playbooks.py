@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# test-side polling of the simulator (the module under test never polls)
+from tests.kubesim.test_behaviour_support import wait_for
+
 PLAYBOOK = Path(__file__).parent / "playbooks" / "injection_check.yml"
 ISTIOD_IMAGE = "docker.io/istio/pilot:1.28.0"
 
@@ -77,16 +80,6 @@ def create_webhook(sim, ca_bundle=True):
 
 def pods(sim, ns):
     return api(sim, "GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-
-
-def wait_for(predicate, timeout=15.0, what="condition"):
-    """Test-side polling of the simulator (the module under test never polls)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def all_ready(sim, ns, count):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.stage_istio_release import staged_for_tests
+from tests.kubesim._helpers import kubectl_json, run
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,17 +42,6 @@ pytestmark = pytest.mark.slow
 
 
 # --- reading the cluster back ------------------------------------------------------------
-
-def run(kubesim, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(cmd), env=kubesim.env(), capture_output=True, text=True, timeout=60, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
-
-
-def kubectl_json(kubesim, *args: str) -> dict:
-    return json.loads(run(kubesim, "kubectl", *args, "-o", "json").stdout)
-
 
 def items(kubesim, *args: str) -> list[dict]:
     return kubectl_json(kubesim, "get", *args)["items"]
