@@ -33,7 +33,7 @@ integration: setup
 	@bash scripts/test.sh integration
 
 bench: setup
-	@for b in bench/bench_*.py; do echo "== $$b"; PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python $$b || exit 1; done
+	@for b in bench/bench_*.py; do echo "== $$b"; PATH=$(CURDIR)/$(VENV)/bin:$$PATH PYTHONPATH=$(CURDIR):$(CURDIR)/.collections $(VENV)/bin/python $$b || exit 1; done
 
 clean:
 	rm -rf .collections tests/output .pytest_cache .ruff_cache okemesh-istio-*.tar.gz

@@ -37,19 +37,17 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / ".collections"))
-sys.path.insert(0, str(REPO))
-
-from ruamel.yaml import YAML  # noqa: E402
-
-from tests.fixtures.textdiff import changed_lines  # noqa: E402
-
-from ansible_collections.okemesh.istio.plugins.module_utils._values import (  # noqa: E402
+from ansible_collections.okemesh.istio.plugins.module_utils._values import (
     edit_values,
     normalize_set,
     normalize_unset,
 )
+from ruamel.yaml import YAML
+
+from tests.fixtures.textdiff import changed_lines
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 FIXTURE = REPO / "tests" / "fixtures" / "values" / "modern-istiod-values.yaml"
 MODULE = REPO / "plugins" / "modules" / "helm_values.py"

@@ -28,11 +28,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / ".collections"))
+from kubesim.launcher import start as start_kubesim
 
-from tests.kubesim.pytest_plugin import start_kubesim  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
 
 BIN = Path(sys.executable).parent
 ISTIOD_IMAGE = "docker.io/istio/pilot:1.28.0"

@@ -25,13 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
+from kubernetes import client, config
+from kubesim.launcher import start as start_kubesim
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import aiohttp  # noqa: E402
-from kubernetes import client, config  # noqa: E402
-
-from tests.kubesim.pytest_plugin import start_kubesim  # noqa: E402
 
 
 def pod(ns: str, i: int) -> dict:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.kubesim.pytest_plugin import start_kubesim  # noqa: E402
+from kubesim.launcher import start as start_kubesim
 
 
 def rss_mib(pid: int) -> tuple[float, float]:

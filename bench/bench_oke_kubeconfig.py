@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / ".collections")]
+from tests.oci_stub.identity import CLUSTER, make_identity
+from tests.oci_stub.server import OCIStub
 
-from tests.oci_stub.identity import CLUSTER, make_identity  # noqa: E402
-from tests.oci_stub.server import OCIStub  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
 
 BIN = Path(sys.executable).parent
 MODULE = REPO / "plugins" / "modules" / "oke_kubeconfig.py"

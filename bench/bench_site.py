@@ -23,11 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from kubesim.launcher import start as start_kubesim
 
-from tests.fixtures.stage_istio_release import staged_for_tests  # noqa: E402
-from tests.kubesim.pytest_plugin import start_kubesim  # noqa: E402
+from tests.fixtures.stage_istio_release import staged_for_tests
+
+REPO = Path(__file__).resolve().parents[1]
+
 
 BIN = Path(sys.executable).parent
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)

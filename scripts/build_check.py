@@ -1,7 +1,8 @@
 """Build the collection artifact and prove it is clean and installable.
 
 1. ``ansible-galaxy collection build`` into a temporary directory;
-2. the tarball holds no virtualenv, caches, test output or executable binaries;
+2. the tarball holds no virtualenv, caches, test output or executable binaries, and no simulator
+   (tools/kubesim, or any kubesim package), no simulator tests and no bench scripts;
 3. ``ansible-galaxy collection install`` of that tarball into a temporary path;
 4. ``ansible-doc`` works for every module of the installed artifact, and for each role
    (``-t role``, which reads meta/argument_specs.yml).
@@ -20,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-FORBIDDEN_PARTS = {".venv", ".collections", "__pycache__", ".pytest_cache", ".ruff_cache", ".git", "output", ".kubesim"}
+FORBIDDEN_PARTS = {".venv", ".collections", "__pycache__", ".pytest_cache", ".ruff_cache", ".git", "output", ".kubesim",
+                   "kubesim", "tools", "bench"}   # the simulator, its tests and the benchmarks are for development only
 ELF = b"\x7fELF"
 
 

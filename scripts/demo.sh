@@ -14,8 +14,7 @@ pidfile="$state/kubesim.pid"
 sim_running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
 if [ "${1:-}" = "--stop" ]; then
-  if sim_running; then kill "$(cat "$pidfile")" && echo "demo: kubesim stopped"; else echo "demo: kubesim is not running"; fi
-  rm -f "$pidfile"
+  "$root/.venv/bin/python" -m kubesim --stop "$pidfile" | sed 's/^/demo: /'
   exit 0
 fi
 
@@ -32,17 +31,7 @@ mkdir -p "$state"
 if sim_running; then
   echo "demo: reusing kubesim (pid $(cat "$pidfile")), kubeconfig $state/kubeconfig"
 else
-  : >"$state/kubesim.log"
-  setsid nohup "$root/.venv/bin/python" -m tests.kubesim --port 0 --kubeconfig "$state/kubeconfig" \
-    >>"$state/kubesim.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
-  for _ in $(seq 1 100); do
-    grep -q "serving" "$state/kubesim.log" && break
-    sim_running || { echo "demo: kubesim failed to start:"; cat "$state/kubesim.log"; exit 1; }
-    sleep 0.1
-  done
-  grep -q "serving" "$state/kubesim.log" || { echo "demo: kubesim did not become ready in 10 s"; cat "$state/kubesim.log"; exit 1; }
-  echo "demo: $(grep serving "$state/kubesim.log" | head -1)"
+  "$root/.venv/bin/python" -m kubesim --kubeconfig "$state/kubeconfig" --wait-ready --pidfile "$pidfile" | sed 's/^/demo: /'
 fi
 export OKEMESH_SIM_KUBECONFIG="$state/kubeconfig"
 status=0

@@ -1,3 +1,3 @@
-"""Project-wide pytest configuration: the kubesim and OCI-stub fixtures are available to every test."""
+"""Project-wide pytest configuration: the simulator's, the OCI stub's and the support layer's fixtures."""
 
-pytest_plugins = ["tests.kubesim.pytest_plugin", "tests.oci_stub.pytest_plugin"]
+pytest_plugins = ["kubesim.pytest_plugin", "tests.oci_stub.pytest_plugin", "tests.support.fixtures"]

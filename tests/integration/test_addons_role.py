@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.stage_istio_release import staged_for_tests
-from tests.kubesim._helpers import kubectl_json, run
+from tests.support import kubectl_json, run
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = staged_for_tests()

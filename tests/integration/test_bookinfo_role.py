@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._cluster import get, helm_env
+from tests.support import get, helm_env
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 NS = "bookinfo"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration._cluster import get, helm_env
+from tests.support import get, helm_env
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 GW_NS = "istio-ingress"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 # test-side polling of the simulator (the module under test never polls)
-from tests.kubesim.test_behaviour_support import wait_for
+from tests.support import wait_for
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "injection_check.yml"
 ISTIOD_IMAGE = "docker.io/istio/pilot:1.28.0"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.stage_istio_release import staged_for_tests
-from tests.kubesim._helpers import kubectl_json, run
+from tests.support import kubectl_json, run
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,21 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.oci_stub import pytest_plugin as _stub_fixtures
 from tests.oci_stub.identity import CLUSTER
+from tests.support import kubectl_rc_json
 
 pytestmark = pytest.mark.slow
 
 PLAYBOOK = Path(__file__).parent / "playbooks" / "prereqs.yml"
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 USER_OCID = "ocid1.user.oc1..aaaaaaaaadminuser000000000000000000000000000000000000"
-oci_stub = _stub_fixtures.oci_stub
-oci_identity = _stub_fixtures.oci_identity
-
-
-def kubectl_json(kubesim, *args):
-    proc = subprocess.run([KUBECTL, "--kubeconfig", kubesim.kubeconfig, *args, "-o", "json"], capture_output=True, text=True, timeout=60, check=False)
-    return proc.returncode, (json.loads(proc.stdout) if proc.returncode == 0 else proc.stderr)
 
 
 def base_vars(tmp_path, **extra):
@@ -56,7 +49,7 @@ def test_existing_kubeconfig_binding_idempotent_and_check_mode(playbook, kubesim
     assert f["okemesh_kubernetes_version"] == kubesim.settings()["kubernetes_version"]
     assert f["okemesh_kubectl_binary"] == "kubectl" and f["okemesh_helm_binary"] == "helm"  # the venv's pinned ones, on PATH
     assert f["okemesh_oci_binary"] == ""  # not needed without OKE
-    rc, crb = kubectl_json(kubesim, "get", "clusterrolebinding", "okemesh-cluster-admin")
+    rc, crb = kubectl_rc_json(kubesim, "get", "clusterrolebinding", "okemesh-cluster-admin")
     assert rc == 0, crb
     assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"}
     assert crb["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]
@@ -65,7 +58,7 @@ def test_existing_kubeconfig_binding_idempotent_and_check_mode(playbook, kubesim
     assert again.rc == 0 and again.changed() == 0, again
     check = playbook(PLAYBOOK, extra_vars=dict(ev, prereqs_cluster_admin_binding_name="second-admin"), check=True)
     assert check.rc == 0 and check.changed() == 1, check
-    rc, _body = kubectl_json(kubesim, "get", "clusterrolebinding", "second-admin")
+    rc, _body = kubectl_rc_json(kubesim, "get", "clusterrolebinding", "second-admin")
     assert rc != 0
 
 

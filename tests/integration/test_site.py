@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubesim.pytest_plugin import start_kubesim
+from kubesim.launcher import start as start_kubesim
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,11 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ansible_collections.okemesh.istio.plugins.module_utils import _oci
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import InputError, OCIError
 from tests.oci_stub.identity import CLUSTER, REGION, USER, make_identity, write_key
-from tests.oci_stub import pytest_plugin as _stub_fixtures
-
-# the stub fixtures, usable before tests/conftest.py registers tests.oci_stub.pytest_plugin
-oci_stub = _stub_fixtures.oci_stub
-oci_identity = _stub_fixtures.oci_identity
 
 OTHER_CLUSTER = "ocid1.cluster.oc1.iad.aaaaaaaanotthereatall000000000000000000000000000000000000"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import run_playbook
+from tests.support import run_playbook
 
 FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "values"
 CLASSIC = (FIXTURES / "classic-istio-values.yaml").read_text()

@@ -1,7 +1,7 @@
 """Entry tests for okemesh.istio.injection_check: argument spec vs docs, and main() against kubesim.
 
 main() runs in-process with ansible-core's patch_module_args and talks with the real kubernetes
-client to kubesim (the Kubernetes API simulator, tests/kubesim).
+client to kubesim (the Kubernetes API simulator, tools/kubesim).
 """
 
 from __future__ import annotations

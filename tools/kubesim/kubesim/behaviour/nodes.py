@@ -1,0 +1,108 @@
+"""Simulated nodes (what kubelets register): kubesim-node-N, Ready, with the Kubernetes version of the settings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .common import (
+    CONTAINERD,
+    labels_of,
+    now,
+)
+from .runtime import (
+    NODES,
+    Runtime,
+    meta,
+)
+
+
+# ------------------------------------------------------------------------------------- nodes
+def node_object(i: int, version: str) -> dict[str, Any]:
+    name = f"kubesim-node-{i}"
+    ts = now()
+    cond = [
+        {"type": t, "status": "False", "reason": r, "message": m, "lastHeartbeatTime": ts, "lastTransitionTime": ts}
+        for t, r, m in (("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                        ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                        ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"))
+    ]
+    cond.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status (simulated by kubesim)",
+                 "lastHeartbeatTime": ts, "lastTransitionTime": ts})
+    resources = {"cpu": "4", "memory": "16Gi", "pods": "2000", "ephemeral-storage": "100Gi"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                       "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
+                       "node.kubernetes.io/instance-type": "VM.Standard.E4.Flex",
+                       "topology.kubernetes.io/zone": f"KUBESIM-AD-{(i - 1) % 3 + 1}"},
+            "annotations": {"kubesim.okemesh.io/simulated": "true"},
+        },
+        "spec": {"podCIDR": f"10.244.{i}.0/24", "podCIDRs": [f"10.244.{i}.0/24"], "providerID": f"kubesim://{name}"},
+        "status": {
+            "conditions": cond,
+            "addresses": [{"type": "InternalIP", "address": node_ip(i)}, {"type": "Hostname", "address": name}],
+            "capacity": resources,
+            "allocatable": resources,
+            "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "containerRuntimeVersion": CONTAINERD,
+                         "operatingSystem": "linux", "architecture": "amd64", "osImage": "kubesim simulated node",
+                         "kernelVersion": "6.8.0-kubesim", "machineID": f"kubesim{i:024d}", "systemUUID": f"kubesim-{i}", "bootID": f"kubesim-{i}"},
+            "phase": "Running",
+        },
+    }
+
+
+def node_ip(i: int) -> str:
+    return f"10.0.10.{10 + i}"
+
+
+def ensure_nodes(rt: Runtime) -> None:
+    want = max(0, int(rt.settings.nodes))
+    for i in range(1, want + 1):
+        name = f"kubesim-node-{i}"
+        if rt.store.get(NODES, None, name) is None:
+            node = node_object(i, rt.settings.kubernetes_version)
+            out = rt.create(NODES, node)
+            if out is not None and not out.get("status"):
+                rt.update_status(NODES, out, node["status"])
+    for node in rt.cache.list(NODES):
+        m = re.fullmatch(r"kubesim-node-(\d+)", meta(node).get("name", ""))
+        if m and int(m.group(1)) > want:
+            rt.delete(NODES, None, meta(node)["name"])
+
+
+def ready_nodes(rt: Runtime) -> list[dict[str, Any]]:
+    out = []
+    for n in rt.cache.list(NODES):
+        if meta(n).get("deletionTimestamp") or (n.get("spec") or {}).get("unschedulable"):
+            continue
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or []):
+            out.append(n)
+    out.sort(key=lambda n: meta(n)["name"])
+    return out
+
+
+def pick_node(rt: Runtime, pod_spec: dict[str, Any]) -> str | None:
+    nodes = [n for n in ready_nodes(rt) if node_fits(n, pod_spec)]
+    if not nodes:
+        return None
+    rt.rr += 1
+    return meta(nodes[rt.rr % len(nodes)])["name"]
+
+
+def node_fits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
+    sel = pod_spec.get("nodeSelector") or {}
+    labels = labels_of(node)
+    return all(labels.get(k) == v for k, v in sel.items())
+
+
+def periodic(rt: Runtime) -> None:
+    if len([n for n in rt.cache.list(NODES) if re.fullmatch(r"kubesim-node-\d+", meta(n).get("name", ""))]) != int(rt.settings.nodes):
+        ensure_nodes(rt)
+
+
+def register(rt: Runtime) -> None:
+    rt.periodic.append(periodic)
