@@ -63,6 +63,8 @@ class Api:
         self.settings = cluster.settings
         self.alloc = cluster.alloc
         self._openapi_cache: dict[tuple, bytes] = {}
+        # counters for reliability tests and benches: GET /kubesim/v1/stats
+        self.stats: dict[str, int] = {"resource_requests": 0, "faults_injected": 0, "faults_429": 0, "faults_5xx": 0}
         self._applied: dict[tuple, tuple[str, dict]] = {}     # (key, ns, name, manager) -> (uid, last applied config)
 
     # ------------------------------------------------------------------ entry
@@ -75,6 +77,8 @@ class Api:
         try:
             if path.startswith("/kubesim/v1/settings"):
                 return await self.admin_settings(request)
+            if path == "/kubesim/v1/stats":
+                return json_response(dict(self.stats))
             if path == "/version" or path == "/version/":
                 return json_response(self.version())
             if path.startswith("/openapi/"):
@@ -114,10 +118,13 @@ class Api:
 
     async def faults(self, request: web.Request) -> None:
         s = self.settings
+        self.stats["resource_requests"] += 1
         if s.fault_latency > 0:
             await asyncio.sleep(s.fault_latency)
         if s.fault_error_rate > 0 and (not s.fault_paths or s.fault_paths in request.path_qs) and random.random() < s.fault_error_rate:
             code = int(s.fault_error_code)
+            self.stats["faults_injected"] += 1
+            self.stats["faults_429" if code == 429 else "faults_5xx"] += 1
             if code == 429:
                 raise ApiError(429, "TooManyRequests", "the server has received too many requests and has asked us to try again later (kubesim fault)",
                                {"retryAfterSeconds": int(s.fault_retry_after)}, {"Retry-After": str(int(s.fault_retry_after))})
