@@ -1,20 +1,62 @@
-"""helm_values through the real ansible-playbook: argument passing, templated types, check/diff, idempotence."""
+"""helm_values through the real ansible-playbook (no simulator needed).
+
+* argument passing, templated types, check/diff mode and idempotence on the classic values;
+* concurrency (issue 14): ten inventory hosts edit one file at once with ``-f 10``, one key
+  each, and all ten keys land; a second run changes nothing.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
-from tests.integration.conftest import run_playbook
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CLASSIC = (REPO / "tests" / "fixtures" / "values" / "classic-istio-values.yaml").read_text()
+RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+failed=(?P<failed>\d+)", re.M)
 
-FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "values"
-CLASSIC = (FIXTURES / "classic-istio-values.yaml").read_text()
+
+def ansible_playbook(tmp_path: Path, *args: str, json_output: bool = False) -> subprocess.CompletedProcess:
+    """Run the venv's ansible-playbook with the repository's ansible.cfg (the collection via .collections)."""
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"),
+        ANSIBLE_LOCALHOST_WARNING="0",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+    )
+    if json_output:
+        env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    return subprocess.run([str(BIN / "ansible-playbook"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+
+
+def changed(proc: subprocess.CompletedProcess, host: str = "localhost") -> int:
+    for match in RECAP.finditer(proc.stdout):
+        if match["host"] == host:
+            return int(match["changed"])
+    raise AssertionError(f"no recap for {host}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
 
 PLAYBOOK = """
 - name: Edit the classic values and write an override file
   hosts: localhost
+  connection: local
   gather_facts: false
   tasks:
     - name: Enable the add-ons in the chart's values.yaml
@@ -40,10 +82,6 @@ PLAYBOOK = """
 """
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.mark.slow
 def test_playbook_check_then_apply_then_idempotent(tmp_path):
     values = tmp_path / "values.yaml"
@@ -51,23 +89,29 @@ def test_playbook_check_then_apply_then_idempotent(tmp_path):
     override = tmp_path / "overrides.yaml"
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK)
-    extra = {
-        "values_path": str(values),
-        "override_path": str(override),
-        "enable_tracing": True,
-        "istio_tag": "1.27",  # a string that looks like a number: must stay a string
-        "autoscale": False,
-    }
+    extra = tmp_path / "vars.json"
+    extra.write_text(
+        json.dumps(
+            {
+                "values_path": str(values),
+                "override_path": str(override),
+                "enable_tracing": True,
+                "istio_tag": "1.27",  # a string that looks like a number: must stay a string
+                "autoscale": False,
+            }
+        )
+    )
+    base = ["-i", "localhost,", "-e", f"@{extra}", str(playbook)]
 
-    checked = run_playbook(playbook, extra_vars=extra, check=True, diff=True)
-    assert checked.rc == 0, str(checked)
-    assert checked.changed() == 2
+    checked = ansible_playbook(tmp_path, "--check", "--diff", *base)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert changed(checked) == 2
     assert values.read_text() == CLASSIC and not override.exists()
     assert "+  enabled: true" in checked.stdout and "-  enabled: false" in checked.stdout
 
-    applied = run_playbook(playbook, extra_vars=extra)
-    assert applied.rc == 0, str(applied)
-    assert applied.changed() == 2
+    applied = ansible_playbook(tmp_path, *base)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert changed(applied) == 2
     lines = CLASSIC.split("\n")
     for section in ("grafana:", "servicegraph:", "tracing:"):
         lines[lines.index("  enabled: false", lines.index(section))] = "  enabled: true"
@@ -79,7 +123,51 @@ def test_playbook_check_then_apply_then_idempotent(tmp_path):
     assert oct(override.stat().st_mode & 0o777) == "0o600"
 
     before = (sha(values), sha(override))
-    again = run_playbook(playbook, extra_vars=extra)
-    assert again.rc == 0, str(again)
-    assert again.changed() == 0
+    again = ansible_playbook(tmp_path, *base)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert changed(again) == 0
     assert (sha(values), sha(override)) == before
+
+
+CONCURRENT = """
+- name: Ten hosts edit one values file at the same time
+  hosts: editors
+  gather_facts: false
+  tasks:
+    - name: Each host enables its own key
+      okemesh.istio.helm_values:
+        path: "{{ values_path }}"
+        set:
+          - path: [editors, "{{ inventory_hostname }}", enabled]
+            value: true
+        # widens the window between read and replace, so an unlocked edit would be lost
+        validate: "{{ ansible_playbook_python }} -c 'import time; time.sleep(0.2)' %s"
+"""
+
+
+@pytest.mark.slow
+def test_ten_hosts_with_forks_10_all_land(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text(CLASSIC)
+    hosts = [f"editor{i}" for i in range(10)]
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("[editors]\n" + "\n".join(hosts) + f"\n\n[editors:vars]\nansible_connection=local\nansible_python_interpreter={sys.executable}\n")
+    playbook = tmp_path / "concurrent.yml"
+    playbook.write_text(CONCURRENT)
+    args = ["-f", "10", "-i", str(inventory), "-e", f"values_path={values}", str(playbook)]
+
+    first = ansible_playbook(tmp_path, *args, json_output=True)
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
+    stats = json.loads(first.stdout)["stats"]
+    assert {host: stats[host]["changed"] for host in hosts} == dict.fromkeys(hosts, 1)
+    text = values.read_text()
+    assert text.startswith(CLASSIC)  # the file's own lines untouched, the new keys appended
+    data = YAML(typ="safe", pure=True).load(text)
+    assert data["editors"] == {host: {"enabled": True} for host in hosts}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["values.yaml", "inventory.ini", "concurrent.yml", "ansible-tmp"])
+
+    again = ansible_playbook(tmp_path, *args, json_output=True)
+    assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
+    stats = json.loads(again.stdout)["stats"]
+    assert {host: stats[host]["changed"] for host in hosts} == dict.fromkeys(hosts, 0)
+    assert values.read_text() == text
