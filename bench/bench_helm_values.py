@@ -29,7 +29,8 @@ files of about 1, 8 and 50 MB (one edit each) and ``--alias-bomb`` on the 299-by
 and the outcome. ``--collection DIR`` runs another checkout (for a before/after comparison:
 ``git archive <commit>`` into DIR/ansible_collections/okemesh/istio); ``--module-arg
 KEY=VALUE`` adds a module option (for example ``max_file_size=104857600`` to raise the
-bound); ``--timeout`` stops a run that takes longer (the result then says so).
+bound); ``--timeout`` stops a run that takes longer and ``--memory-limit`` caps its address space (default
+4 GiB: the alias bomb grew past 22 GiB in 400 s before the bounds), the result then says so.
 
     .venv/bin/python bench/bench_helm_values.py --large 1,8,50 --alias-bomb [--timeout 400]
 """
@@ -40,6 +41,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -55,6 +57,7 @@ sys.path.insert(0, str(REPO))
 from ruamel.yaml import YAML  # noqa: E402
 
 from tests.fixtures.textdiff import changed_lines  # noqa: E402
+from tests.fixtures.values.hostile import ALIAS_BOMB  # noqa: E402
 
 from ansible_collections.okemesh.istio.plugins.module_utils._values import (  # noqa: E402
     edit_values,
@@ -125,17 +128,15 @@ def changed_line_count(before: str, after: str) -> int:
     return sum(1 for line in out.splitlines() if line[:2] in ("< ", "> ") or line in ("<", ">"))
 
 
-# 8 levels of 10 (the shape of the issue's 299-byte file): 10**8 scalars once expanded
-ALIAS_BOMB = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
-    "%s: &%s [%s]\n" % (name, name, ",".join(["*" + prev] * 10)) for prev, name in zip("abcdefg", "bcdefgh")
-)
+def run_measured(cmd: list[str], env: dict, timeout: float, memory_mib: int) -> tuple[float, int, str, str]:
+    """Run ``cmd`` with at most ``memory_mib`` of address space; return (wall seconds, peak RSS in MiB, output, how it ended)."""
 
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mib * 1048576, memory_mib * 1048576))
 
-def run_measured(cmd: list[str], env: dict, timeout: float) -> tuple[float, int, str, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS in MiB of the process, stdout, how it ended)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=limit_memory)
         ended = "exit"
         deadline = start + timeout
         while True:
@@ -160,7 +161,11 @@ def outcome(stdout: str, ended: str) -> str:
     try:
         result = json.loads(stdout[stdout.index("{") :])
     except ValueError:
+        if "MemoryError" in stdout:
+            return "MemoryError (the memory limit was reached)"
         return "no JSON result: " + " ".join(stdout.split())[-300:]
+    if "MemoryError" in stdout:
+        return "MemoryError (the memory limit was reached)"
     if result.get("failed"):
         return "failed: " + result.get("msg", "")[:300]
     return "changed=%s rendering=%s" % (result.get("changed"), result.get("rendering"))
@@ -168,13 +173,13 @@ def outcome(stdout: str, ended: str) -> str:
 
 def hostile(opts) -> None:
     """The large-file and alias-bomb runs of the module as a process."""
-    collection = Path(opts.collection).resolve()
+    collection = Path(opts.collection).absolute()
     module = collection / "plugins" / "modules" / "helm_values.py"
     env = dict(os.environ, PYTHONPATH=str(collection.parents[2]))
     extra = dict(item.split("=", 1) for item in opts.module_arg)
     for key, value in list(extra.items()):
         extra[key] = int(value) if value.isdigit() else value
-    print(f"module: {module}; extra options: {extra or 'none'}; timeout {opts.timeout:.0f} s")
+    print(f"module: {module}; extra options: {extra or 'none'}; timeout {opts.timeout:.0f} s; memory limit {opts.memory_limit} MiB")
     body = FIXTURE.read_text().split("_internal_defaults_do_not_set:\n", 1)[1]
     with tempfile.TemporaryDirectory(prefix="bench-helm-values-large-") as tmp:
         work = Path(tmp)
@@ -186,11 +191,11 @@ def hostile(opts) -> None:
             text = "".join(f"component{i}:\n{body}\n" for i in range(copies))
             cases.append((f"{len(text) / 1048576:.1f} MB values file ({len(text.splitlines())} lines)", text, {"component0.replicaCount": 3}))
         if opts.alias_bomb:
-            cases.append((f"alias bomb ({len(ALIAS_BOMB)} bytes, 8 levels x 10)", ALIAS_BOMB, {"b": 1}))
+            cases.append((f"alias bomb ({len(ALIAS_BOMB)} bytes, 8 levels x 10)", ALIAS_BOMB, {"z": 1}))
         for label, text, sets in cases:
             values.write_text(text)
             args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(extra, path=str(values), set=sets)}))
-            wall, rss, stdout, ended = run_measured([sys.executable, str(module), str(args_file)], env, opts.timeout)
+            wall, rss, stdout, ended = run_measured([sys.executable, str(module), str(args_file)], env, opts.timeout, opts.memory_limit)
             print(f"{label}: {wall:.1f} s, peak RSS {rss} MiB, {outcome(stdout, ended)}")
 
 
@@ -200,9 +205,14 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=9)
     parser.add_argument("--large", help="comma-separated sizes in MB: run the module on files that large (and nothing else)")
     parser.add_argument("--alias-bomb", action="store_true", help="run the module on the 8x10 alias bomb (and nothing else)")
-    parser.add_argument("--collection", default=str(REPO), help="the collection checkout whose module runs (--large/--alias-bomb)")
+    parser.add_argument(
+        "--collection",
+        default=str(REPO / ".collections" / "ansible_collections" / "okemesh" / "istio"),
+        help="the collection (at .../ansible_collections/okemesh/istio) whose module runs (--large/--alias-bomb)",
+    )
     parser.add_argument("--module-arg", action="append", default=[], help="KEY=VALUE module option for --large/--alias-bomb")
     parser.add_argument("--timeout", type=float, default=600, help="seconds before a --large/--alias-bomb run is killed")
+    parser.add_argument("--memory-limit", type=int, default=4096, help="MiB of address space a --large/--alias-bomb run may use")
     opts = parser.parse_args()
     if opts.large or opts.alias_bomb:
         print("load average at start: %.2f %.2f %.2f (this machine has %d cores)" % (*os.getloadavg(), os.cpu_count()))
