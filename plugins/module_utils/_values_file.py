@@ -367,10 +367,17 @@ def _changed_since(snap, max_file_size):
     if _signature(now) != _signature(snap.st):
         return True
     try:
-        with open(snap.target, "rb") as handle:
-            data = handle.read(max_file_size + 1)
+        fd = os.open(snap.target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return True
+    try:
+        if _signature(os.fstat(fd)) != _signature(snap.st):
+            return True
+        data = _read_fd(fd, snap.target, max_file_size)
+    except (OSError, ValuesFileError):
+        return True
+    finally:
+        os.close(fd)
     return hashlib.sha256(data).hexdigest() != snap.digest
 
 
