@@ -18,8 +18,8 @@ everything that touches the file system, with these guarantees:
   their edits is lost. A writer that does not take the lock (an editor, ``sed -i``) is
   caught by comparing the file (inode, size, times and content hash) just before the
   replace with what was read: the edit is then redone on the new content, up to
-  ``CHANGE_RETRIES`` times, or the run fails saying so; the other writer's change is
-  never overwritten.
+  ``CHANGE_RETRIES`` times, or the run fails saying so. Only a write landing in the instant
+  between that comparison and the rename can still be lost; no advisory scheme closes that.
 * The file size is bounded before it is read (``max_file_size``) and alias expansion
   before the data is built (``max_alias_nodes``, in ``_values``).
 * The new content is written to a temporary file in the same directory, given its final

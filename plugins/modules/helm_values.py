@@ -34,7 +34,8 @@ description:
   - Safe under concurrency. The module holds an exclusive lock (C(flock)) on the file for its whole read-modify-write, so
     parallel tasks editing one file (several hosts delegating to one file, C(-f 10)) queue and every edit lands. A writer
     that does not take the lock (an editor, C(sed -i)) is detected - the file is compared with what was read just before it
-    is replaced - and the edit is redone on the new content (three tries), so another writer's change is never overwritten.
+    is replaced - and the edit is redone on the new content (three tries) instead of overwriting the other change (only a
+    write in the instant between that check and the rename escapes it).
   - Bounded. A file larger than O(max_file_size) and YAML aliases that expand beyond O(max_alias_nodes) nodes (an alias
     bomb) fail at once with a message saying which option to raise; nesting deeper than 200 levels is refused.
   - Error messages name the file, a line and a column; they never quote the file's content (a values file may hold
@@ -132,7 +133,7 @@ notes:
   - Edits through YAML anchors/aliases are refused rather than silently changing every alias.
   - Check mode reads the file without taking the lock.
   - The lock is advisory and held on the file itself; on a file system without C(flock) (some network file systems) the
-    module relies on the change detection alone.
+    module relies on the change detection alone, which narrows the window for lost edits but does not close it.
   - Like any replace-by-rename, the edit gives O(path) a new inode; hard links to the old file keep the old content.
   - O(validate) runs as a plain command (no shell); its output is returned as it is, so choose a command that does not
     print the values.
