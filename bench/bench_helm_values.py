@@ -8,6 +8,8 @@ edits, an append to a flush-style list and a removal.
 Measured (median of --repeat runs; each run on a fresh copy of the file):
 
 * ``edit_values`` in-process (parse, plan, splice, re-parse to verify) - the pure cost;
+* ``edit_values_file`` in-process - the service the module calls (lock, bounded read, edit,
+  change check, temporary file, rename);
 * the module as a process (``python helm_values.py args.json``: interpreter start, imports,
   read, edit, atomic write) - what Ansible executes on the target;
 * the module task inside ``ansible-playbook`` (connection local), read from the
@@ -64,6 +66,7 @@ from ansible_collections.okemesh.istio.plugins.module_utils._values import (  # 
     normalize_set,
     normalize_unset,
 )
+from ansible_collections.okemesh.istio.plugins.module_utils._values_file import edit_values_file  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "values" / "modern-istiod-values.yaml"
 MODULE = REPO / "plugins" / "modules" / "helm_values.py"
@@ -239,6 +242,16 @@ def main() -> None:
     pure = median_time(lambda: edit_values(text, sets=normalize_set(sets), unsets=normalize_unset(unsets)), opts.repeat)
     again = median_time(lambda: edit_values(result.text, sets=normalize_set(sets), unsets=normalize_unset(unsets)), opts.repeat)
     print(f"edit_values in-process: {pure * 1000:.0f} ms (change), {again * 1000:.0f} ms (already applied, no change)")
+
+    with tempfile.TemporaryDirectory(prefix="bench-helm-values-service-") as tmp:
+        target = Path(tmp) / "values.yaml"
+
+        def service_edit():
+            target.write_text(text)
+            edit_values_file(path=str(target), set_values=sets, unset=unsets)
+
+        served = median_time(service_edit, opts.repeat)
+    print(f"edit_values_file in-process (lock, read, edit, change check, atomic write): {served * 1000:.0f} ms")
 
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     with tempfile.TemporaryDirectory(prefix="bench-helm-values-") as tmp:

@@ -48,7 +48,7 @@ def run_parallel(path, count=10):
     procs = [ctx.Process(target=_worker, args=(str(path), i, barrier, results)) for i in range(count)]
     for proc in procs:
         proc.start()
-    outcome = dict(results.get(timeout=240) for _ in procs)
+    outcome = dict(results.get(timeout=240) for _proc in procs)
     for proc in procs:
         proc.join(timeout=60)
         assert proc.exitcode == 0
