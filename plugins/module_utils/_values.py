@@ -260,12 +260,6 @@ def _reportable(value):
     return value
 
 
-def _describe(value):
-    if isinstance(value, (dict, list)):
-        return "a %s" % type_name(value)
-    return "%s %s" % (type_name(value), render_scalar(value))
-
-
 # ---------------------------------------------------------------------------
 # Applying operations to plain data (the expected result)
 # ---------------------------------------------------------------------------
@@ -345,8 +339,8 @@ def apply_set(data, comps, value, create=True, display=None):
             node = node[idx]
         else:
             raise InputError(
-                "Values path %r crosses a scalar: %r is %s, so it has no %r inside."
-                % (display, format_path(comps[:depth]), _describe(node), format_path(comps[depth:])),
+                "Values path %r crosses a scalar: %r is a %s, so it has no %r inside."
+                % (display, format_path(comps[:depth]), type_name(node), format_path(comps[depth:])),
                 key=display,
             )
     raise InputError("Values path %r is empty." % display)  # pragma: no cover
@@ -586,23 +580,142 @@ class _CannotSplice(Exception):
     """A change the splicer does not handle; the caller falls back to a full dump."""
 
 
-def _compose_and_construct(text, source):
-    """Return ``[(node, data), ...]`` for every document of ``text``."""
+# Bounds that keep a hostile or broken file from costing more than a clear error (issue 14).
+DEFAULT_MAX_ALIAS_NODES = 100000
+MAX_DEPTH = 200
+
+
+def _where(mark):
+    return "line %d, column %d" % (mark.line + 1, mark.column + 1)
+
+
+def _compose_and_construct(text, source, max_alias_nodes=DEFAULT_MAX_ALIAS_NODES):
+    """Return ``[(node, data), ...]`` for every document of ``text``.
+
+    The node graph is checked (alias expansion, recursion, nesting depth) before any data is
+    built from it, so an alias bomb fails in milliseconds. Errors name the line and column,
+    never the file's content.
+    """
     yaml = YAML(typ="safe", pure=True)
-    docs = []
+    nodes = []
     try:
         for node in yaml.compose_all(text):
-            docs.append((node, yaml.constructor.construct_document(node)))
+            nodes.append(node)
+        _check_graph(nodes, source, max_alias_nodes)
+        return [(node, yaml.constructor.construct_document(node)) for node in nodes]
     except YAMLError as exc:
-        raise ValuesFileError("%s is not valid YAML: %s" % (source, _short_yaml_error(exc)), path=source)
-    except Exception as exc:  # e.g. unhashable keys, parser corner cases: still "not a values file we can edit"
-        raise ValuesFileError("%s could not be read as YAML data: %s: %s" % (source, type(exc).__name__, exc), path=source)
-    return docs
+        raise ValuesFileError("%s is not valid YAML: %s" % (source, yaml_error_summary(exc, text)), path=source)
+    except RecursionError:
+        raise ValuesFileError("%s nests collections too deeply to be read (more than %d levels)." % (source, MAX_DEPTH), path=source)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
+        # e.g. unhashable keys, parser corner cases: still "not a values file we can edit"; the text of such
+        # exceptions can hold file content, so only its type is named
+        raise ValuesFileError("%s could not be read as YAML data (%s)." % (source, type(exc).__name__), path=source)
 
 
-def _short_yaml_error(exc):
-    text = str(exc).strip()
-    return re.sub(r"\s+", " ", text)
+def _children(node):
+    if isinstance(node, MappingNode):
+        out = []
+        for knode, vnode in node.value:
+            out.append(knode)
+            out.append(vnode)
+        return out
+    if isinstance(node, SequenceNode):
+        return node.value
+    return ()
+
+
+def _check_graph(roots, source, max_alias_nodes):
+    """Refuse recursive aliases, alias expansion beyond ``max_alias_nodes`` nodes and nesting beyond MAX_DEPTH.
+
+    Walks the composed graph once (each node once, iteratively): the expanded size of a node is
+    1 + the expanded sizes of its children, so a node reached through N aliases counts N times.
+    """
+    sizes = {}  # id(node) -> (expanded size, depth)
+    active = set()
+    own = 0
+    expanded = 0
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            key = id(node)
+            if done:
+                active.discard(key)
+                size, depth = 1, 0
+                for child in _children(node):
+                    child_size, child_depth = sizes[id(child)]
+                    size += child_size
+                    depth = max(depth, child_depth)
+                if depth + 1 > MAX_DEPTH:
+                    raise ValuesFileError(
+                        "%s nests collections deeper than %d levels (at %s); a values file that deep is not supported."
+                        % (source, MAX_DEPTH, _where(node.start_mark)),
+                        path=source,
+                    )
+                sizes[key] = (size, depth + 1)
+                continue
+            if key in sizes:
+                continue
+            if key in active:
+                raise ValuesFileError(
+                    "%s holds a recursive YAML alias (at %s): an alias inside the collection its anchor names." % (source, _where(node.start_mark)),
+                    path=source,
+                )
+            active.add(key)
+            own += 1
+            stack.append((node, True))
+            for child in _children(node):
+                if id(child) not in sizes:
+                    stack.append((child, False))
+        expanded += sizes[id(root)][0]
+    if expanded - own > max_alias_nodes:
+        raise ValuesFileError(
+            "%s uses YAML aliases that expand to %d more nodes than the %d it holds, over the limit of %d (max_alias_nodes); "
+            "raise max_alias_nodes if the file is trusted and meant to be that large." % (source, expanded - own, own, max_alias_nodes),
+            path=source,
+        )
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+
+
+def yaml_error_summary(exc, text=None):
+    """A parser/constructor error as "what, at line L, column C" with no content of the file.
+
+    ruamel.yaml's messages quote the offending line (a snippet with a caret) and, for duplicate
+    keys, the values; only the problem statement (quoted parts dropped, except token names such
+    as '<block end>' and single characters) and the positions are kept.
+    """
+    position = getattr(exc, "position", None)
+    if isinstance(position, int) and hasattr(exc, "character"):  # ReaderError: a character YAML does not allow
+        where = ""
+        if text is not None:
+            line = text.count("\n", 0, position) + 1
+            where = " at line %d, column %d" % (line, position - (text.rfind("\n", 0, position) + 1) + 1)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
+        return "a character YAML does not allow (#x%04x)%s" % (code, where)
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if problem and "duplicate key" in problem:
+        problem = "found a duplicate key"
+
+    def scrub(text):
+        text = _QUOTED.sub(lambda m: m.group(0) if m.group(0)[1:2] == "<" or len(m.group(0)) <= 4 else "", text)
+        return re.sub(r"\s+", " ", text).strip(" ,")
+
+    parts = []
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context:
+        where = " (started at %s)" % _where(context_mark) if context_mark is not None else ""
+        parts.append(scrub(context) + where)
+    if problem:
+        parts.append(scrub(problem))
+    text = ": ".join(p for p in parts if p) or type(exc).__name__
+    if mark is not None:
+        text += " at %s" % _where(mark)
+    return text
 
 
 def _detect_layout(root):
@@ -940,7 +1053,7 @@ def _find_unit(splicer, node, old, edit, col, parent=()):
     return None
 
 
-def _verify_local(text, result, node, old, new, splicer, source):
+def _verify_local(text, result, node, old, new, splicer, source, max_alias_nodes=DEFAULT_MAX_ALIAS_NODES):
     """Check the splice by re-parsing only the innermost block pairs that contain the splices.
 
     Valid because the text outside those pairs is byte-identical and a block pair reads the
@@ -1012,7 +1125,7 @@ def _verify_local(text, result, node, old, new, splicer, source):
         if unit.col:
             chunk = "\n".join(line[min(unit.col, len(line) - len(line.lstrip(" "))) :] for line in chunk.split("\n"))
         try:
-            docs = _compose_and_construct(chunk, source)
+            docs = _compose_and_construct(chunk, source, max_alias_nodes)
         except ValuesFileError:
             return False
         if len(docs) > 1:
@@ -1045,7 +1158,7 @@ def _dump_document(text, index, operations, create, layout, source):
     try:
         docs = list(yaml.load_all(text))
     except YAMLError as exc:  # pragma: no cover - already parsed once
-        raise ValuesFileError("%s is not valid YAML: %s" % (source, _short_yaml_error(exc)), path=source)
+        raise ValuesFileError("%s is not valid YAML: %s" % (source, yaml_error_summary(exc)), path=source)
     if not docs:
         docs = [None]
     if docs[index] is None:
@@ -1089,7 +1202,8 @@ def normalize_set(set_option):
     if isinstance(set_option, (list, tuple)):
         for idx, entry in enumerate(set_option):
             if not isinstance(entry, dict) or "path" not in entry or "value" not in entry or set(entry) - {"path", "value"}:
-                raise InputError("set[%d] must be a mapping with exactly the keys 'path' and 'value'; got %r." % (idx, entry))
+                got = "keys %s" % ", ".join(sorted(repr(str(k)) for k in entry)) if isinstance(entry, dict) else "a %s" % type_name(entry)
+                raise InputError("set[%d] must be a mapping with exactly the keys 'path' and 'value'; got %s." % (idx, got))
             comps = parse_path(entry["path"])
             display = format_path(comps) if isinstance(entry["path"], (list, tuple)) else str(entry["path"])
             items.append((comps, display, to_plain(entry["value"], "set[%d]" % idx)))
@@ -1105,7 +1219,7 @@ def normalize_unset(unset_option):
     return items
 
 
-def edit_values(text, sets=None, unsets=None, create=True, document=None, source="values file"):
+def edit_values(text, sets=None, unsets=None, create=True, document=None, source="values file", max_alias_nodes=DEFAULT_MAX_ALIAS_NODES):
     """Apply ``unsets`` then ``sets`` to YAML ``text``; returns an :class:`EditResult`.
 
     ``text`` None means a new file (written as ``{}`` when nothing is set).
@@ -1123,7 +1237,7 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
     if text.startswith("\ufeff"):
         bom, text = "\ufeff", text[1:]
     nl = "\r\n" if "\r\n" in text else "\n"
-    docs = _compose_and_construct(text, source)
+    docs = _compose_and_construct(text, source, max_alias_nodes)
     if len(docs) > 1 and document is None:
         raise ValuesFileError(
             "%s holds %d YAML documents; set document to the index of the one to edit (0 is the first)." % (source, len(docs)),
@@ -1139,7 +1253,7 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
         old = {}
     if not isinstance(old, dict):
         raise ValuesFileError(
-            "The top level of %s is %s, not a mapping; Helm values files are mappings." % (source, _describe(old)),
+            "The top level of %s is a %s, not a mapping; Helm values files are mappings." % (source, type_name(old)),
             path=source,
         )
     new = _fresh_copy(old)  # no shared (aliased) objects: an edit changes one place only
@@ -1170,9 +1284,9 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
     result, rendering = None, "splice"
     try:
         result, splicer = _splice_document(text, node, old, new, layout, nl)
-        verified = _verify_local(text, result, node, old, new, splicer, source) if len(expected) == 1 else None
+        verified = _verify_local(text, result, node, old, new, splicer, source, max_alias_nodes) if len(expected) == 1 else None
         if verified is None:
-            verified = _reads_as(result, expected, source)
+            verified = _reads_as(result, expected, source, max_alias_nodes)
         if not verified:
             result = None
     except _CannotSplice:
@@ -1185,7 +1299,7 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
             raise
         except Exception:  # ruamel.yaml's round-trip types have corner cases (merge keys, aliases)
             result = None
-        if result is None or not _reads_as(result, expected, source):
+        if result is None or not _reads_as(result, expected, source, max_alias_nodes):
             raise ValuesFileError(
                 "Could not write %s so that it reads back as intended (YAML anchors/aliases or merge keys on the edited paths "
                 "are not supported); nothing was changed." % source,
@@ -1194,9 +1308,9 @@ def edit_values(text, sets=None, unsets=None, create=True, document=None, source
     return EditResult(bom + result, changes, rendering)
 
 
-def _reads_as(text, expected, source):
+def _reads_as(text, expected, source, max_alias_nodes=DEFAULT_MAX_ALIAS_NODES):
     try:
-        docs = [d for _n, d in _compose_and_construct(text, source)] or [None]
+        docs = [d for _n, d in _compose_and_construct(text, source, max_alias_nodes)] or [None]
     except ValuesFileError:
         return False
     if len(docs) != len(expected):

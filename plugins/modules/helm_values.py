@@ -26,8 +26,20 @@ description:
     the chart's values in place or keep upstream untouched and pass an override file to Helm.
   - Strings are written so that YAML 1.1 (Helm) and YAML 1.2 read them back as strings, so V("true"), V("1.0") and V("on") are
     quoted; V(true) (a boolean) and V("true") (a string) are different values and the module reports the type change.
-  - The file is replaced atomically (temporary file in the same directory, then rename); a symlinked O(path) is edited
-    where it points to and stays a link.
+  - The file is replaced atomically (temporary file in the same directory, given its final owner, group and mode, then
+    renamed over the file); a symlinked O(path) is edited where it points to and stays a link. O(owner), O(group) and
+    O(mode) are checked before anything is written.
+  - Only a regular file, or a symlink to one, is edited. A directory, a device (C(/dev/null)), a FIFO, a socket, a dangling
+    symlink or a symlink loop is refused before it is opened for reading and left as it is; nothing blocks on a FIFO.
+  - Safe under concurrency. The module holds an exclusive lock (C(flock)) on the file for its whole read-modify-write, so
+    parallel tasks editing one file (several hosts delegating to one file, C(-f 10)) queue and every edit lands. A writer
+    that does not take the lock (an editor, C(sed -i)) is detected - the file is compared with what was read just before it
+    is replaced - and the edit is redone on the new content (three tries) instead of overwriting the other change (only a
+    write in the instant between that check and the rename escapes it).
+  - Bounded. A file larger than O(max_file_size) and YAML aliases that expand beyond O(max_alias_nodes) nodes (an alias
+    bomb) fail at once with a message saying which option to raise; nesting deeper than 200 levels is refused.
+  - Error messages name the file, a line and a column; they never quote the file's content (a values file may hold
+    passwords).
 author:
   - okemesh.istio contributors (@okemesh)
 requirements:
@@ -84,6 +96,26 @@ options:
         required. A non-zero exit fails the task and leaves O(path) unchanged.
       - "Example: C(helm lint /path/to/chart -f %s) or C(python3 -c 'import sys,yaml; yaml.safe_load(open(sys.argv[1]))' %s)."
     type: str
+  max_file_size:
+    description:
+      - Largest file, in bytes, the module reads; a larger O(path) fails before it is read. Range 1 to 1073741824 (1 GiB).
+      - The default (8 MiB) is far above any chart's values file (Helm keeps the values of a release in a Secret, limited to
+        1 MiB compressed). Parsing costs about 1.5 s and 30 MiB of memory per MiB of YAML (measured on a 2-core machine).
+    type: int
+    default: 8388608
+  max_alias_nodes:
+    description:
+      - How many nodes YAML aliases may add when they are expanded (an alias counts as the size of what it refers to, merge
+        keys included). A file over the limit (an alias bomb such as the 299-byte "8 levels of 10") fails at once.
+      - Range 0 (no alias may refer to a collection; aliases to single scalars count 1 each) to 100000000.
+    type: int
+    default: 100000
+  lock_timeout:
+    description:
+      - Seconds to wait for the lock on O(path) held by another run of this module (or any program that C(flock)s the
+        file). On timeout the task fails and the file is unchanged. Range 0 (do not wait) to 3600.
+    type: int
+    default: 60
 attributes:
   check_mode:
     support: full
@@ -96,8 +128,15 @@ attributes:
     description: When the values already match (type aware), nothing is written and C(changed=false). See O(unset) for indexes.
 notes:
   - Errors (missing file with O(create=false), not YAML, a multi-document file without O(document), a path crossing a scalar,
-    an index out of range, a failed O(validate)) name the path and leave the file byte-for-byte unchanged.
+    an index out of range, a failed O(validate), a bad O(owner), O(group) or O(mode), a file that is too large, a file that
+    is not a regular file) name the path and leave the file byte-for-byte unchanged.
   - Edits through YAML anchors/aliases are refused rather than silently changing every alias.
+  - Check mode reads the file without taking the lock.
+  - The lock is advisory and held on the file itself; on a file system without C(flock) (some network file systems) the
+    module relies on the change detection alone, which narrows the window for lost edits but does not close it.
+  - Like any replace-by-rename, the edit gives O(path) a new inode; hard links to the old file keep the old content.
+  - O(validate) runs as a plain command (no shell); its output is returned as it is, so choose a command that does not
+    print the values.
 seealso:
   - module: ansible.builtin.lineinfile
   - module: kubernetes.core.helm
@@ -179,19 +218,15 @@ diff:
   type: dict
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.okemesh.istio.plugins.module_utils._errors import InputError, OkemeshError, ValuesFileError
-from ansible_collections.okemesh.istio.plugins.module_utils._values import (
-    HAS_RUAMEL,
-    RUAMEL_IMPORT_ERROR,
-    edit_values,
-    normalize_set,
-    normalize_unset,
+from ansible_collections.okemesh.istio.plugins.module_utils._errors import OkemeshError
+from ansible_collections.okemesh.istio.plugins.module_utils._values import DEFAULT_MAX_ALIAS_NODES, HAS_RUAMEL, RUAMEL_IMPORT_ERROR
+from ansible_collections.okemesh.istio.plugins.module_utils._values_file import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAX_FILE_SIZE,
+    edit_values_file,
 )
 
 ARGUMENT_SPEC = dict(
@@ -202,119 +237,53 @@ ARGUMENT_SPEC = dict(
     document=dict(type="int"),
     backup=dict(type="bool", default=False),
     validate=dict(type="str"),
+    max_file_size=dict(type="int", default=DEFAULT_MAX_FILE_SIZE),
+    max_alias_nodes=dict(type="int", default=DEFAULT_MAX_ALIAS_NODES),
+    lock_timeout=dict(type="int", default=DEFAULT_LOCK_TIMEOUT),
 )
-
-
-def _read(path, create):
-    if os.path.isdir(path):
-        raise ValuesFileError("%s is a directory, not a values file." % path, path=path)
-    if not os.path.exists(path):
-        if not create:
-            raise ValuesFileError("Values file %s does not exist (set create=true to create it)." % path, path=path)
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            raise ValuesFileError("Cannot create %s: directory %s does not exist." % (path, parent), path=path)
-        return None
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except (IOError, OSError) as exc:
-        raise ValuesFileError("Cannot read %s: %s" % (path, to_native(exc)), path=path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValuesFileError("%s is not a UTF-8 text file (%s), so it is not a values file." % (path, to_native(exc)), path=path)
-
-
-def _write(module, path, new_text, existed):
-    """Validate and atomically replace ``path``; returns the backup file name (or None)."""
-    params = module.params
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
-    except (IOError, OSError) as exc:
-        raise ValuesFileError("Cannot write a temporary file in %s: %s" % (directory, to_native(exc)), path=path)
-    precreated = False
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(new_text, errors="surrogate_or_strict"))
-        if params["validate"]:
-            if "%s" not in params["validate"]:
-                raise InputError("validate must contain %%s (the temporary file); got %r." % params["validate"], path=path)
-            rc, out, err = module.run_command(params["validate"].replace("%s", tmp))
-            if rc != 0:
-                raise ValuesFileError(
-                    "validate command failed (rc=%d) for the new %s; the file was not changed." % (rc, path),
-                    path=path,
-                    rc=rc,
-                    stdout=out,
-                    stderr=err,
-                    cmd=params["validate"].replace("%s", tmp),
-                )
-        backup_file = None
-        if existed and params["backup"]:
-            backup_file = module.backup_local(path)
-        if not existed and params["mode"] is not None:
-            # create the destination private first, so it is never readable by others before the mode is applied
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            precreated = True
-        try:
-            module.atomic_move(tmp, path, unsafe_writes=params["unsafe_writes"])
-        except Exception as exc:  # atomic_move raises plain Exception
-            raise ValuesFileError("Cannot replace %s: %s" % (path, to_native(exc)), path=path)
-        precreated = False
-        return backup_file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if precreated and os.path.exists(path) and os.path.getsize(path) == 0:
-            os.unlink(path)
-
-
-def run(module):
-    params = module.params
-    path = params["path"]
-    sets = normalize_set(params["set"])
-    unsets = normalize_unset(params["unset"])
-    original = _read(path, params["create"])
-    existed = original is not None
-    result = edit_values(
-        original,
-        sets=sets,
-        unsets=unsets,
-        create=params["create"],
-        document=params["document"],
-        source=path,
-    )
-    changed = (not existed) or result.text != original
-    output = dict(changed=changed, path=path, changes=result.changes, rendering=result.rendering)
-    if module._diff:
-        output["diff"] = dict(
-            before=original or "",
-            after=result.text,
-            before_header=path if existed else "%s (absent)" % path,
-            after_header=path,
-        )
-    if changed and not module.check_mode:
-        # a symlinked values file is edited where it points to (the link stays a link)
-        backup_file = _write(module, os.path.realpath(path) if existed else path, result.text, existed)
-        if backup_file:
-            output["backup_file"] = backup_file
-    if existed or not module.check_mode:
-        file_args = module.load_file_common_arguments(params, path=path)
-        output["changed"] = module.set_fs_attributes_if_different(file_args, output["changed"])
-    return output
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, add_file_common_args=True)
     if not HAS_RUAMEL:
         module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=to_native(RUAMEL_IMPORT_ERROR))
+    params = module.params
+
+    def keep_selinux_context(tmp, target):
+        # what atomic_move does: the new file gets the SELinux context of the file it replaces
+        if module.selinux_enabled():
+            module.set_context_if_different(tmp, module.selinux_context(target), False)
+
     try:
-        output = run(module)
+        outcome = edit_values_file(
+            path=params["path"],
+            set_values=params["set"],
+            unset=params["unset"],
+            create=params["create"],
+            document=params["document"],
+            backup=params["backup"],
+            validate=params["validate"],
+            mode=params["mode"],
+            owner=params["owner"],
+            group=params["group"],
+            unsafe_writes=params["unsafe_writes"],
+            max_file_size=params["max_file_size"],
+            max_alias_nodes=params["max_alias_nodes"],
+            lock_timeout=params["lock_timeout"],
+            check_mode=module.check_mode,
+            want_diff=module._diff,
+            prepare_temp=keep_selinux_context,
+        )
     except OkemeshError as err:
         module.fail_json(**err.fail_kwargs())
-    module.exit_json(**output)
+    result = outcome.result
+    if outcome.real_path is not None:
+        # owner, group and mode were applied (and checked) by the service before the file was replaced;
+        # SELinux options and file attributes are Ansible's
+        file_args = module.load_file_common_arguments(params, path=outcome.real_path)
+        file_args.update(mode=None, owner=None, group=None)
+        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

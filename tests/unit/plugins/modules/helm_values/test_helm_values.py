@@ -162,7 +162,7 @@ def test_missing_file_without_create(capsys, tmp_path):
     ("content", "message"),
     [
         (b"grafana: [enabled\nprometheus: }\n", "is not valid YAML"),
-        (b"\xff\xfe\x00binary", "is not a UTF-8 text file"),
+        (b"\xff\xfe\x00binary", "is not UTF-8 text (an invalid byte at line 1, column 1)"),
         (b"- a\n- b\n", "is a list, not a mapping"),
         (b"a: 1\n---\nb: 2\n", "holds 2 YAML documents; set document"),
     ],
