@@ -21,6 +21,7 @@ import os
 import tempfile
 
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import GraphError
+from ansible_collections.okemesh.istio.plugins.module_utils._telemetry import workload_name
 
 EXTERNAL = "unknown"  # Istio's value for a source outside the mesh
 
@@ -132,6 +133,33 @@ def declared_routing(virtual_services, destination_rules, domain: str = "cluster
     return out
 
 
+def service_members(services, pods) -> dict:
+    """{(namespace, service): [(workload, app, version)]}: the workloads whose running pods a Service selects.
+
+    Lets the graph show the workloads that received no traffic in the window (reviews-v2 under a
+    50/0/50 split) next to those that did.
+    """
+    by_ns = {}
+    for pod in pods or []:
+        if (pod.get("status") or {}).get("phase") not in (None, "Running", "Pending"):
+            continue
+        by_ns.setdefault(_meta(pod).get("namespace"), []).append(pod)
+    out = {}
+    for svc in services or []:
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        if not selector:
+            continue
+        namespace = _meta(svc).get("namespace")
+        found = {}
+        for pod in by_ns.get(namespace, []):
+            labels = _meta(pod).get("labels") or {}
+            if all(labels.get(k) == v for k, v in selector.items()):
+                found[workload_name(pod)] = (labels.get("app"), labels.get("version"))
+        if found:
+            out[(namespace, _meta(svc).get("name"))] = sorted((wl, app, version) for wl, (app, version) in found.items())
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # graph
 # --------------------------------------------------------------------------------------
@@ -170,10 +198,11 @@ def _mtls(policies: dict) -> str:
     return "unknown"
 
 
-def build_graph(requests, tcp=None, routing=None, digits: int = 2) -> dict:
+def build_graph(requests, tcp=None, routing=None, digits: int = 2, members=None) -> dict:
     """Nodes and edges from ``requests`` ([(labels, requests/s)], istio_requests_total by Istio's labels) and
     ``tcp`` ([(labels, connections/s)], istio_tcp_connections_opened_total), with ``routing`` from
-    ``declared_routing``.
+    ``declared_routing``.  ``members`` (from ``service_members``) adds the idle workloads behind the
+    services that received traffic, with an observed share of 0.
 
     Edges: ``call`` (source workload -> service: rps, error share, protocol, mTLS) and ``route``
     (service -> destination workload: rps, observed share of the service's traffic, declared weight).
@@ -212,6 +241,11 @@ def build_graph(requests, tcp=None, routing=None, digits: int = 2) -> dict:
         policy = labels.get("connection_security_policy") or "unknown"
         call["policies"][policy] = call["policies"].get(policy, 0.0) + value
         routes.setdefault((svc, dst), dict(rps=0.0, errors=0.0, tcp=True))
+    for svc in sorted(k for k in nodes if k.startswith("service:")):
+        node = nodes[svc]
+        for workload, app, version in (members or {}).get((node["namespace"], node["name"]), []):
+            dst = _workload_node(nodes, node["namespace"], workload, app, version)
+            routes.setdefault((svc, dst), dict(rps=0.0, errors=0.0))
 
     edges = []
     for (src, svc, kind), agg in sorted(calls.items()):
@@ -309,6 +343,8 @@ def _edge_label(edge: dict) -> str:
 def _edge_color(edge: dict) -> str:
     if edge["kind"] == "call" and edge["protocol"] == "tcp":
         return "#5f6368"
+    if edge["kind"] == "route" and not edge["rps"]:
+        return "#9aa0a6"  # idle: no request in the window
     if edge["error_percent"] >= 5:
         return "#d93025"
     if edge["error_percent"] > 0:
@@ -347,7 +383,7 @@ def render_dot(graph: dict, title: str = "Istio mesh") -> str:
     for edge in graph["edges"]:
         style = "solid"
         if edge["kind"] == "route":
-            style = "dashed" if edge.get("declared_percent") == 0 else "solid"
+            style = "dashed" if edge.get("declared_percent") == 0 or not edge["rps"] else "solid"
         elif edge["mtls"] != "mTLS":
             style = "dashed"
         width = "1.4" if edge["kind"] == "call" else "1.0"

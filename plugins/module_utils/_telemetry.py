@@ -65,7 +65,7 @@ FINDINGS = {
                 "or give {addon}.url (and {addon}.bearer_token) to reach it directly"),
     "OKM0103": ("AddonUnavailable", ERROR, None,
                 "{addon} unavailable: {target} answered HTTP 503 (no ready endpoint){detail}",
-                "kubectl -n {namespace} get endpoints {service}; kubectl -n {namespace} get pods (is {addon} scaled to 0 or not ready?)"),
+                "kubectl -n {namespace} get endpoints {service}; kubectl -n {namespace} get pods - is {addon} scaled to 0 or not ready"),
     "OKM0104": ("AddonUnreachable", ERROR, None,
                 "{addon}: {target} did not answer as expected: {detail}",
                 "check that {addon} runs and that the URL or service/port options are right (kubectl -n {namespace} get svc {service})"),

@@ -81,6 +81,13 @@ options:
         the observed split.
     type: bool
     default: true
+  idle_workloads:
+    description:
+      - Also draw the workloads that received no request in O(window) behind the services that did (read from the
+        Services' selectors and the pods, one LIST each per namespace), with an observed share of 0 - for
+        example reviews-v2 under a 50/0/50 split.
+    type: bool
+    default: true
   precision:
     description:
       - Significant digits of the rates. Fewer digits make the files change less often under steady traffic.
@@ -163,9 +170,9 @@ attributes:
     support: full
     description: The same traffic gives the same bytes; files are only written when their content differs.
 notes:
-  - Needs C(get) on C(services/proxy) in the Prometheus namespace (unless O(prometheus.url) is given) and C(list) on
-    virtualservices and destinationrules (cluster-wide without O(namespaces)). A routing read refused or not served is a
-    warning; the graph is drawn without declared weights.
+  - Needs C(get) on C(services/proxy) in the Prometheus namespace (unless O(prometheus.url) is given), C(list) on
+    virtualservices and destinationrules, and with O(idle_workloads) on services and pods (cluster-wide without
+    O(namespaces)). A routing read refused is a warning; the graph is drawn without declared weights.
   - Under traffic that keeps changing, the rates change and so do the files. Use O(time) for a reproducible picture.
   - The declared split is the one of the VirtualService's default HTTP route (the last route without C(match));
     routes with a C(match) are counted in the service's C(conditional_routes).
@@ -289,6 +296,7 @@ def argument_spec():
         reporter=dict(type="str", choices=["destination", "source"], default="destination"),
         include_tcp=dict(type="bool", default=True),
         routing=dict(type="bool", default=True),
+        idle_workloads=dict(type="bool", default=True),
         precision=dict(type="int", default=2),
         title=dict(type="str"),
         dot_binary=dict(type="path"),
@@ -337,6 +345,16 @@ def list_istio(kube, plural, namespaces):
     return []
 
 
+def list_core(kube, plural, namespaces):
+    """LIST pods or services in ``namespaces`` (one LIST each), or cluster-wide."""
+    if not namespaces:
+        return kube.list("/api/v1/%s" % plural)[0]
+    items = []
+    for ns in namespaces:
+        items.extend(kube.list("/api/v1/namespaces/%s/%s" % (ns, plural))[0])
+    return items
+
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
@@ -344,7 +362,7 @@ def main():
         validate(params)
     except InputError as err:
         module.fail_json(**err.fail_kwargs())
-    use_k8s = params["routing"] or not params["prometheus"].get("url")
+    use_k8s = params["routing"] or params["idle_workloads"] or not params["prometheus"].get("url")
     if use_k8s:
         import_error = _k8s.kubernetes_import_error()
         if import_error:
@@ -373,7 +391,10 @@ def main():
             except KubernetesError as err:
                 result["routing_warning"] = "declared routing not shown: %s" % err.msg
                 module.warn(result["routing_warning"])
-        graph = _graph.build_graph(requests, tcp, routing, digits=params["precision"])
+        members = None
+        if params["idle_workloads"]:
+            members = _graph.service_members(list_core(kube, "services", namespaces), list_core(kube, "pods", namespaces))
+        graph = _graph.build_graph(requests, tcp, routing, digits=params["precision"], members=members)
         title = params["title"] or "Istio mesh%s: rates over %s (reporter=%s)" % (
             (" - " + ", ".join(namespaces)) if namespaces else "", params["window"], params["reporter"])
         dot_text = _graph.render_dot(graph, title)
