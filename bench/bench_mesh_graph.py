@@ -115,7 +115,7 @@ def main():
         prom = stubs.start_prometheus(Path(work) / "prometheus", config)
         try:
             expected = len(traffic.samples(pattern, reporter="source")) + len(samples)
-            _, t_scrape = timed("first scrape of %d series + 25 s of samples" % expected, _wait, prom, expected)
+            timed("first scrape of %d series + 25 s of samples" % expected, _wait, prom, expected)
             client = _addons.Prometheus(_addons.Prefixed(_addons.DirectURL("prometheus", prom.url), ""))
             start = time.perf_counter()
             q_requests = _promql.grouped_increase(_promql.REQUESTS, _promql.REQUEST_LABELS, "20s", None, "destination", "rate")

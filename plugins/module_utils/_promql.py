@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __metaclass__ = type
 
+import math
 import re
 
 REQUESTS = "istio_requests_total"
@@ -142,7 +143,7 @@ def vector(data) -> list:
             value = float((sample.get("value") or [0, "0"])[1])
         except (TypeError, ValueError, IndexError):
             continue
-        if value != value:  # NaN: a rate over a window without two samples
+        if math.isnan(value):  # a rate over a window without two samples
             continue
         out.append((metric, value))
     out.sort(key=lambda s: sorted(s[0].items()))

@@ -635,8 +635,8 @@ def gather_and_check(clients: Clients, options: dict, clock) -> dict:
             end = int(clock() * 1000000)
             start = end - int(_promql.duration_seconds(window) * 1000000)
             for svc in jaeger_matches(known, options["jaeger_services"]):
-                answer = get_json(clients.jaeger, "/api/traces",
-                                   [("service", svc), ("start", str(start)), ("end", str(end)), ("limit", "20")])
+                query = [("service", svc), ("start", str(start)), ("end", str(end)), ("limit", "20")]
+                answer = get_json(clients.jaeger, "/api/traces", query)
                 traces[svc] = len((answer or {}).get("data") or [])
                 if traces[svc]:
                     break

@@ -119,7 +119,7 @@ def test_same_traffic_same_bytes_whatever_the_answer_order():
     samples = traffic.samples(traffic.BOOKINFO)
     expected = _graph.render_dot(bookinfo_graph(samples), TITLE)
     rng = random.Random(7)
-    for _ in range(5):
+    for _round in range(5):
         shuffled = list(samples)
         rng.shuffle(shuffled)
         jittered = [(labels, value * (1 + rng.uniform(-0.001, 0.001))) for labels, value in shuffled]  # scrape-timing noise

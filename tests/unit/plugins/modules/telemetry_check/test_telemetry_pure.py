@@ -214,17 +214,17 @@ def test_targets_check():
     found, oks = _telemetry.check_targets(targets, wls, ["bookinfo"], "istio-system")
     assert found == [] and oks == ["2 sidecar scrape target(s) up in bookinfo", "istiod scrape target(s) up (1)"]
     targets[1]["health"], targets[1]["lastError"] = "down", "connection refused"
-    found, _ = _telemetry.check_targets(targets[:2], wls, ["bookinfo"], "istio-system")
+    found, _oks = _telemetry.check_targets(targets[:2], wls, ["bookinfo"], "istio-system")
     assert [f["code"] for f in found] == ["OKM0121", "OKM0122"]
     assert "1 of 2 sidecar scrape target(s) down: bookinfo/details-v1-5c8f9d7b6-x2k4p (connection refused)" == found[0]["message"]
-    found, _ = _telemetry.check_targets([], wls, ["bookinfo"], "istio-system")
+    found, _oks = _telemetry.check_targets([], wls, ["bookinfo"], "istio-system")
     assert [f["code"] for f in found] == ["OKM0120", "OKM0122"]
 
 
 def test_grafana_jaeger_kiali_checks():
     hits = {t: [{"title": t, "type": "dash-db"}] for t in _telemetry.DEFAULT_DASHBOARDS[:3]}
     hits["Istio Control Plane Dashboard"] = [{"title": "Istio Control Plane Dashboard (old)", "type": "dash-db"}]
-    found, _ = _telemetry.check_grafana(hits, _telemetry.DEFAULT_DASHBOARDS)
+    found, _oks = _telemetry.check_grafana(hits, _telemetry.DEFAULT_DASHBOARDS)
     assert found[0]["message"] == "Grafana lacks dashboard(s): Istio Control Plane Dashboard, Istio Performance Dashboard"
     assert _telemetry.jaeger_matches(["productpage.bookinfo", "productpage-x.a", "jaeger"], ["istio-ingressgateway", "productpage"]) == [
         "productpage.bookinfo"]
