@@ -147,3 +147,10 @@ def test_errors_name_what_to_fix(telemetry_env, api, capsys, tmp_path):
     assert "no endpoints available" in out["msg"] and not (tmp_path / "mesh.dot").exists()
     out = run_main(capsys, {"kubeconfig": api.kubeconfig, "path": str(tmp_path / "mesh.dot"), "window": "ten"})
     assert out["msg"].startswith("window must be a Prometheus duration")
+
+
+def test_a_prometheus_error_is_reported_with_its_text(telemetry_env, api, capsys, tmp_path):
+    out = run_main(capsys, {"kubeconfig": api.kubeconfig, "path": str(tmp_path / "mesh.dot"), "window": WINDOW, "time": "yesterday"})
+    assert out["failed"] is True and out["kind"] == "query_error" and out["status"] == 400
+    assert "bad_data" in out["msg"] and "yesterday" in out["msg"] and "istio_requests_total" in out["query"]
+    assert not (tmp_path / "mesh.dot").exists()

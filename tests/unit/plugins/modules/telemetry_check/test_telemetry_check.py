@@ -171,3 +171,15 @@ def test_bad_input_names_the_option(telemetry_env, api, capsys):
     assert out["msg"] == "grafana.url must start with http:// or https://, got 'grafana:3000'"
     out = run_main(capsys, {"kubeconfig": api.kubeconfig, "namespaces": ["Bad_NS"]})
     assert out["msg"] == "namespaces: 'Bad_NS' is not a valid namespace name"
+
+
+def test_check_mode_runs_the_same_read_only_checks(telemetry_env, api, capsys):
+    out = run_main(capsys, {"kubeconfig": api.kubeconfig, "namespaces": ["bookinfo"], "window": WINDOW, "checks": ["series", "targets"],
+                            "_ansible_check_mode": True})
+    assert out["changed"] is False and out["passed"] is True and codes(out) == [("OKM0111", "bookinfo/reviews-v2")]
+
+
+def test_a_bad_token_is_an_access_finding(telemetry_env, api, capsys, tmp_path):
+    out = run_main(capsys, {"host": api.url, "api_key": "not-the-token", "checks": ["grafana"]})
+    assert out["failed"] is True and codes(out) == [("OKM0102", "service/istio-system/grafana")]
+    assert "not-the-token" not in json.dumps(out)
