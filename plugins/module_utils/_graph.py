@@ -380,6 +380,9 @@ def render_dot(graph: dict, title: str = "Istio mesh") -> str:
             out.append("%s%s [%s, label=%s];" % (indent, _quote(node["id"]), attrs, _quote(_node_label(node))))
         if namespace:
             out.append("  }")
+    if not graph["edges"]:
+        out.append('  "note:empty" [shape=note, style=filled, fillcolor="#fef7e0", label="no request recorded in the window: send traffic, '
+                   'then draw again"];')
     for edge in graph["edges"]:
         style = "solid"
         if edge["kind"] == "route":

@@ -398,6 +398,10 @@ def main():
         title = params["title"] or "Istio mesh%s: rates over %s (reporter=%s)" % (
             (" - " + ", ".join(namespaces)) if namespaces else "", params["window"], params["reporter"])
         dot_text = _graph.render_dot(graph, title)
+        if not graph["edges"]:
+            module.warn("no istio_requests_total or istio_tcp_connections_opened_total in the last %s%s: the graph is empty; "
+                        "send traffic (for bookinfo: curl http://<gateway>/productpage), or run okemesh.istio.telemetry_check"
+                        % (params["window"], (" for " + ", ".join(namespaces)) if namespaces else ""))
         dot = params["dot_binary"] or module.get_bin_path("dot")
         render = None
         if params["formats"] and dot:

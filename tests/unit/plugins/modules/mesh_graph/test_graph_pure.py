@@ -167,3 +167,9 @@ def test_write_outputs_atomic_and_only_when_different(tmp_path):
 def test_output_paths():
     assert _graph.output_paths("/w/mesh.dot", ["svg", "png"]) == {"svg": "/w/mesh.svg", "png": "/w/mesh.png"}
     assert _graph.output_paths("/w/graph", ["svg"]) == {"svg": "/w/graph.svg"}
+
+
+def test_no_traffic_gives_a_note_not_an_empty_picture():
+    graph = _graph.build_graph([], [], {})
+    assert graph == {"nodes": [], "edges": []}
+    assert '"note:empty" [shape=note' in _graph.render_dot(graph) and _graph.edge_lines(graph) == []
