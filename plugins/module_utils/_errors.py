@@ -40,3 +40,15 @@ class OCIError(OkemeshError):
 
 class ValuesFileError(OkemeshError):
     """A Helm values file could not be read, edited or written; the file is unchanged."""
+
+
+class AddonError(OkemeshError):
+    """An add-on (Prometheus, Grafana, Jaeger, Kiali) could not be reached or answered badly.
+
+    details: addon, kind (not_found | forbidden | unavailable | unreachable | http_error | bad_answer |
+    query_error), status, target (where it was asked, never a token).
+    """
+
+
+class GraphError(OkemeshError):
+    """The service graph could not be built or written; no file was changed."""
