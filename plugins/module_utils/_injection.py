@@ -97,7 +97,8 @@ def validate_options(params: Obj) -> Obj:
             raise InputError("namespaces is an empty list: name at least one namespace, or omit the option to check "
                              "every namespace that asks for injection")
         namespaces = [_namespace_name("namespaces", n) for n in namespaces]
-    istio_namespace = _namespace_name("istio_namespace", params.get("istio_namespace") or "istio-system")
+    istio_namespace = params.get("istio_namespace")
+    istio_namespace = "istio-system" if istio_namespace is None else _namespace_name("istio_namespace", istio_namespace)
     revision = params.get("revision")
     if revision is not None and (len(revision) > 63 or not _LABEL_VALUE.match(revision)):
         raise InputError("revision: %r is not a revision or tag name (a label value: letters, digits, '-', '_' and '.', "

@@ -89,8 +89,9 @@ def test_main_wait_deadline(kubesim, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"kubeconfig": "/nonexistent/kubeconfig"}, "does not exist"),  # the path is no_log, as in kubernetes.core
+        ({"kubeconfig": "/nonexistent/kubeconfig"}, "kubeconfig /nonexistent/kubeconfig does not exist"),  # a path is not a secret
         ({"host": "https://127.0.0.1:9", "api_key": "x", "validate_certs": False, "wait": -1}, "wait must be 0"),
+        ({"host": "https://127.0.0.1:9", "api_key": "secret-token", "namespaces": []}, "namespaces is an empty list"),
         ({"host": "http://127.0.0.1:9", "api_key": "secret-token"}, "cannot reach the Kubernetes API"),
     ],
 )
