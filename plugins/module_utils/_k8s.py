@@ -46,10 +46,7 @@ import threading
 import time
 import traceback
 
-try:
-    from urllib.parse import urlparse
-except ImportError:  # pragma: no cover
-    from urlparse import urlparse  # type: ignore
+from urllib.parse import urlparse
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -151,8 +148,9 @@ def auth_params(params, environ=None):
 # --------------------------------------------------------------------------------------
 # user fields that hold a credential (client-key, tokenFile and the like are paths: not secret)
 _USER_SECRETS = ("token", "password", "client-key-data")
-_SECRET_NAME = re.compile(r"(?i)(token|secret|passw|pwd|credential|key|auth|cookie|session|private)")
-_SECRET_FLAG = re.compile(r"(?i)^--?[a-z0-9-]*(token|secret|passw|pwd|credential|key|auth)[a-z0-9-]*$")
+# ("auth" alone is not one: ``--auth security_token`` and OCI_CLI_AUTH name a method, not a secret)
+_SECRET_NAME = re.compile(r"(?i)(token|secret|passw|pwd|credential|key|cookie|session|private)")
+_SECRET_FLAG = re.compile(r"(?i)^--?[a-z0-9-]*(token|secret|passw|pwd|credential|key)[a-z0-9-]*$")
 _LONG_OPAQUE = 16  # an exec env value this long is masked whatever its name
 
 
@@ -239,16 +237,16 @@ class K8sModule(AnsibleModule):
     """
 
     def _load_params(self):
-        super(K8sModule, self)._load_params()
+        super()._load_params()
         protect_kubeconfig(self)
 
     def exit_json(self, **kwargs):
         protect_kubeconfig(self)
-        super(K8sModule, self).exit_json(**kwargs)
+        super().exit_json(**kwargs)
 
     def fail_json(self, msg, **kwargs):
         protect_kubeconfig(self)
-        super(K8sModule, self).fail_json(msg, **kwargs)
+        super().fail_json(msg, **kwargs)
 
 
 # --------------------------------------------------------------------------------------

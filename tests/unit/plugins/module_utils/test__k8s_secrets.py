@@ -47,8 +47,10 @@ def inline_kubeconfig() -> dict:
             {"name": "oke", "user": {"exec": {
                 "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "oci",
                 "args": ["ce", "cluster", "generate-token", "--cluster-id", "ocid1.cluster.oc1..aaa", "--region", "eu-frankfurt-1",
+                         "--auth", "security_token",
                          "--token", SECRETS["arg"], "--auth-token=%s" % SECRETS["arg_eq"]],
-                "env": [{"name": "OCI_CLI_PROFILE", "value": "default"}, {"name": "MY_SECRET", "value": SECRETS["env"]},
+                "env": [{"name": "OCI_CLI_PROFILE", "value": "default"}, {"name": "OCI_CLI_AUTH", "value": "security_token"},
+                        {"name": "MY_SECRET", "value": SECRETS["env"]},
                         {"name": "OPAQUE", "value": SECRETS["long_env"]}, {"name": "DEBUG", "value": "1"}]}}},
         ],
     }
@@ -59,7 +61,7 @@ def test_secret_values_found_inside_an_inline_kubeconfig():
     assert found == set(SECRETS.values())
     # names, server URLs, paths, usernames and ordinary exec arguments are not secrets
     assert found.isdisjoint({"default", "context", "admin", "kubernetes", "ce", "--region", "eu-frankfurt-1", "1",
-                             "/home/me/.kube/key.pem", "https://127.0.0.1:9"})
+                             "security_token", "/home/me/.kube/key.pem", "https://127.0.0.1:9"})
 
 
 @pytest.mark.parametrize("value", [
