@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import InputError
 from ansible_collections.okemesh.istio.plugins.module_utils._injection_codes import (  # noqa: F401 - re-exported
     CODES,
+    CONTROL_PLANE,
     ERROR,
     MARK,
     OK,
@@ -126,7 +127,7 @@ def time_budget(options: Obj) -> float:
 # what to read
 # --------------------------------------------------------------------------------------
 CONTROL_PLANE_KEYS = ("webhooks", "deployments", "daemonsets", "services", "endpointslices")
-CONTROL_PLANE_CODES = tuple(code for code, entry in CODES.items() if entry.section == "control_plane")
+CONTROL_PLANE_CODES = tuple(code for code, entry in CODES.items() if entry.section == CONTROL_PLANE)
 
 
 def resource_plan(namespaces: Optional[List[str]] = None, label_selector: Optional[str] = None,
@@ -239,6 +240,7 @@ def run(cache: Any, options: Obj, clock: Callable[[], float], budget: Optional[f
         relists=getattr(cache, "relists", 0),
         watch_restarts=getattr(cache, "watch_restarts", 0),
         api_retries=getattr(cache, "api_retries", 0),
+        api_retry_reasons=dict(getattr(getattr(getattr(cache, "kube", None), "stats", None), "reasons", None) or {}),
     )
     result["report_lines"] = report_lines(result, fail_on)
     details = options.get("pod_details") or "all"

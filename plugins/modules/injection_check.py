@@ -239,6 +239,10 @@ stats:
     api_retries:
       description: API requests retried (429, 5xx, connection resets); also returned on failure, as RV(api_retries).
       type: int
+    api_retry_reasons:
+      description: The retries per cause (the HTTP status, V(reset) or V(timeout)).
+      type: dict
+      sample: {"429": 2, "reset": 1}
 api_retries:
   description: API requests retried before the task failed.
   returned: failure to read the cluster

@@ -123,6 +123,7 @@ def test_transient_5xx_and_resets_are_retried_and_counted(capsys, api):
     out = run_main(capsys, {"host": api.url, "api_key": SECRET, "fail_on": "never"})
     assert "failed" not in out
     assert out["stats"]["api_retries"] == 4
+    assert out["stats"]["api_retry_reasons"] == {"500": 1, "503": 1, "reset": 2}
     assert out["stats"]["lists"] == 7 and api.count() == 7 + 4
 
 
