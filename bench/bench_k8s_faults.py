@@ -57,7 +57,7 @@ def run(collections: Path, api: ScriptedAPI, args: dict) -> tuple[float, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--collections", type=Path, default=REPO / ".collections",
                         help="directory holding ansible_collections/okemesh/istio (default: this checkout's)")
     opts = parser.parse_args()

@@ -23,7 +23,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import InputError
-from ansible_collections.okemesh.istio.plugins.module_utils._injection_codes import (  # noqa: F401 - re-exported
+from ansible_collections.okemesh.istio.plugins.module_utils._injection_codes import (  # re-exported (see __all__)
     CODES,
     CONTROL_PLANE,
     ERROR,
@@ -31,7 +31,7 @@ from ansible_collections.okemesh.istio.plugins.module_utils._injection_codes imp
     OK,
     WARNING,
 )
-from ansible_collections.okemesh.istio.plugins.module_utils._injection_objects import (  # noqa: F401 - re-exported
+from ansible_collections.okemesh.istio.plugins.module_utils._injection_objects import (  # re-exported (see __all__)
     MODE_AMBIENT,
     MODE_DISABLED,
     MODE_NONE,
@@ -48,8 +48,8 @@ from ansible_collections.okemesh.istio.plugins.module_utils._injection_objects i
     owner_of,
     ready_endpoint_counts,
 )
-from ansible_collections.okemesh.istio.plugins.module_utils._injection_report import report_lines  # noqa: F401 - re-exported
-from ansible_collections.okemesh.istio.plugins.module_utils._injection_stages import (  # noqa: F401 - re-exported
+from ansible_collections.okemesh.istio.plugins.module_utils._injection_report import report_lines  # re-exported (see __all__)
+from ansible_collections.okemesh.istio.plugins.module_utils._injection_stages import (  # re-exported (see __all__)
     CheckOptions,
     Cluster,
     build_findings,
@@ -61,6 +61,17 @@ from ansible_collections.okemesh.istio.plugins.module_utils._injection_stages im
     summarize,
     verdict,
 )
+
+__all__ = [  # the service, and the building blocks re-exported for callers and tests
+    "CODES", "CONTROL_PLANE", "ERROR", "MARK", "OK", "WARNING",
+    "MODE_AMBIENT", "MODE_DISABLED", "MODE_NONE", "MODE_REVISION", "MODE_SIDECAR", "POD_STATUSES",
+    "classify_pod", "expected_key", "image_version", "injectors", "istiod_deployments", "namespace_mode",
+    "normalize_version", "owner_of", "ready_endpoint_counts", "report_lines",
+    "CheckOptions", "Cluster", "build_findings", "check_control_plane", "classify_pods", "converged",
+    "index_control_plane", "select_scope", "summarize", "verdict",
+    "MAX_WAIT", "CHECK_ONCE_TIMEOUT", "CONTROL_PLANE_CODES", "CONTROL_PLANE_KEYS",
+    "validate_options", "time_budget", "resource_plan", "check", "run",
+]
 
 Obj = Dict[str, Any]
 

@@ -344,7 +344,6 @@ def expected_key(pod, ns_info):
     return None, None
 
 
-
 # A pod's problem, for the findings stage: its code, the code's variant and the facts its
 # texts are formatted with (see CODES in _injection_codes.py).  ``issue[0]`` is the code.
 PodIssue = namedtuple("PodIssue", "code variant facts")

@@ -34,8 +34,8 @@ def inline_kubeconfig() -> dict:
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": "context",
-        "clusters": [{"name": "default", "cluster": {"server": "https://127.0.0.1:9",
-                                                      "proxy-url": "http://me:%s@proxy:3128" % SECRETS["proxy"]}}],
+        "clusters": [{"name": "default", "cluster": {
+            "server": "https://127.0.0.1:9", "proxy-url": "http://me:%s@proxy:3128" % SECRETS["proxy"]}}],
         "contexts": [{"name": "context", "context": {"cluster": "default", "user": "default", "namespace": "default"}}],
         "users": [
             {"name": "default", "user": {"token": SECRETS["token"]}},

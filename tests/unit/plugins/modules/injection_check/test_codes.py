@@ -63,8 +63,8 @@ def scenarios():
     not_ready[0]["status"]["readyReplicas"] = 0
     ztunnel_down = copy.deepcopy(CLUSTER["daemonsets"])
     ztunnel_down[0]["status"]["numberReady"] = 0
-    mixed = CLUSTER["namespaces"] + [{"metadata": {"name": "mixed", "labels": {"istio-injection": "enabled",
-                                                                             "istio.io/dataplane-mode": "ambient"}}}]
+    mixed_labels = {"istio-injection": "enabled", "istio.io/dataplane-mode": "ambient"}
+    mixed = CLUSTER["namespaces"] + [{"metadata": {"name": "mixed", "labels": mixed_labels}}]
     stale_no_injector = [p for p in ALL_PODS if p["metadata"]["name"].endswith("-old01")]
     ambient_pending = copy.deepcopy([p for p in ALL_PODS if p["metadata"]["namespace"] == "mesh-ambient"])
     for p in ambient_pending:
@@ -112,8 +112,8 @@ def test_a_row_changes_the_finding_and_its_report_line(monkeypatch):
     monkeypatch.setitem(codes.CODES, "IST0103", entry._replace(texts=texts, severity=codes.WARNING))
     result = run(ALL_PODS)
     f = next(x for x in result["findings"] if x["code"] == "IST0103")
-    assert (f["message"], f["remedy"], f["severity"]) == ("deployment/reviews-v2 needs a restart (1 pod)",
-                                                           "restart deployment/reviews-v2", "warning")
+    expected = ("deployment/reviews-v2 needs a restart (1 pod)", "restart deployment/reviews-v2", "warning")
+    assert (f["message"], f["remedy"], f["severity"]) == expected
     lines = inj.report_lines(result)
     i = lines.index("‼ deployment/reviews-v2 needs a restart (1 pod) [IST0103]")
     assert lines[i + 1] == "    remedy: restart deployment/reviews-v2"
