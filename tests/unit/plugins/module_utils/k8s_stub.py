@@ -43,9 +43,14 @@ class ScriptedAPI:
     def close(self):
         self.stop.set()
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress: the port stops listening now
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass
+        self.thread.join(timeout=2)
         with self.lock:
             conns = list(self.conns)
         for conn in conns:

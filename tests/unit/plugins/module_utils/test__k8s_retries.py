@@ -7,6 +7,7 @@ retry counts, request counts and messages; times are only bounded loosely ("it e
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -144,9 +145,10 @@ def test_other_statuses_are_not_retried(api, status):
 
 
 def test_a_refused_connection_is_not_retried():
-    probe = ScriptedAPI()
-    url = probe.url
-    probe.close()  # nothing listens there any more
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    url = "http://127.0.0.1:%d" % probe.getsockname()[1]
+    probe.close()  # bound, never listened: connections to it are refused
     k = _k8s.Kube(_k8s.get_api_client({"host": url, "api_key": "x"}, environ={}))
     start = time.monotonic()
     with pytest.raises(KubernetesError, match="cannot reach the Kubernetes API"):
