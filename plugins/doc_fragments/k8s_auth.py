@@ -17,6 +17,9 @@ options:
       - Path to a kubeconfig file, several paths joined with V(:), or the kubeconfig content as a dictionary.
       - Defaults to E(K8S_AUTH_KUBECONFIG), then E(KUBECONFIG), then C(~/.kube/config); without any of them
         and without O(host) the in-cluster service account is used.
+      - A path is shown as it is in messages and results. Of a dictionary, only the credentials inside are masked
+        in the output (users' tokens, passwords and client keys, auth-provider secrets, exec plugin environment
+        values and credential arguments, a password in a proxy URL), not the rest of it.
     type: raw
   context:
     description:
@@ -24,7 +27,7 @@ options:
     type: str
   host:
     description:
-      - URL of the Kubernetes API server, overriding the kubeconfig's. Defaults to E(K8S_AUTH_HOST).
+      - URL of the Kubernetes API server (V(https://host:port)), overriding the kubeconfig's. Defaults to E(K8S_AUTH_HOST).
     type: str
   api_key:
     description:

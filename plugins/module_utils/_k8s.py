@@ -12,6 +12,24 @@ built, so that importing this file is cheap and works without the library.
 Big LISTs are read with ``_preload_content=False`` and ``json.loads``: the raw JSON is several
 times faster to decode than the client's model deserialisation.
 
+Retries and time limits (for every module that talks to the API, as client-go does):
+
+* ``Deadline(seconds, what)`` is the time a whole task may take (its ``wait``/``wait_timeout``).
+  Every request's connect and read timeouts are cut to what it has left, and no retry starts
+  that would end past it, so a task never outlives its limit because timeouts and retries nest.
+* ``call_with_retry(send, action=..., deadline=..., idempotent=..., stats=...)`` runs one
+  request: 429 is always retried (the server did not process it); 5xx answers, connection
+  resets and read timeouts only when the request is idempotent (GET, LIST, server-side apply);
+  ``Retry-After`` is honoured (capped), otherwise exponential back-off.  urllib3's own retries
+  are switched off in ``build_configuration`` so that the two never multiply.
+* ``Kube.request(method, path, ...)`` is that for JSON requests (service-proxy GETs too);
+  ``Kube.get_json`` and ``Kube.list`` use it.  ``Kube.stats.count`` is the number of retries,
+  for a module's result (``api_retries``).
+
+The ``kubeconfig`` option is not ``no_log`` (a path is not a secret, and masking a whole
+dictionary garbles every equal string in the output); ``K8sModule`` (or
+``protect_kubeconfig(module)``) registers the secrets inside an inline kubeconfig instead.
+
 This is a private module_utils file: it may change at any time.
 """
 
@@ -21,10 +39,16 @@ __metaclass__ = type
 
 import json
 import os
+import re
 from contextlib import suppress
+from email.utils import parsedate_to_datetime
 import threading
 import time
 import traceback
+
+from urllib.parse import urlparse
+
+from ansible.module_utils.basic import AnsibleModule
 
 try:
     from importlib.util import find_spec
@@ -39,8 +63,9 @@ except ImportError:  # pragma: no cover
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import KubernetesError, InputError
 
 # Shared argument spec: keep in step with plugins/doc_fragments/k8s_auth.py.
+# ``kubeconfig`` is not no_log as a whole: see kubeconfig_secret_values() and K8sModule.
 K8S_AUTH_ARGSPEC = dict(
-    kubeconfig=dict(type="raw", no_log=True),
+    kubeconfig=dict(type="raw", no_log=False),
     context=dict(type="str"),
     host=dict(type="str"),
     api_key=dict(type="str", no_log=True),
@@ -118,14 +143,155 @@ def auth_params(params, environ=None):
     return resolved
 
 
+# --------------------------------------------------------------------------------------
+# secrets inside an inline kubeconfig
+# --------------------------------------------------------------------------------------
+# user fields that hold a credential (client-key, tokenFile and the like are paths: not secret)
+_USER_SECRETS = ("token", "password", "client-key-data")
+# ("auth" alone is not one: ``--auth security_token`` and OCI_CLI_AUTH name a method, not a secret)
+_SECRET_NAME = re.compile(r"(?i)(token|secret|passw|pwd|credential|key|cookie|session|private)")
+_SECRET_FLAG = re.compile(r"(?i)^--?[a-z0-9-]*(token|secret|passw|pwd|credential|key)[a-z0-9-]*$")
+_LONG_OPAQUE = 16  # an exec env value this long is masked whatever its name
+
+
+def _strings(value):
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+def kubeconfig_secret_values(kubeconfig):
+    """The credentials inside an inline kubeconfig (a dict), to register as no_log values.
+
+    Tokens, passwords and client keys of every user; every value of an auth-provider's config
+    whose key names a credential; exec env values whose name names one (or that are long and
+    opaque); exec args that follow (or carry) a credential flag such as ``--token``; the
+    password in a proxy-url.  A path (a str kubeconfig) holds no secret: returns an empty set.
+    """
+    found = set()
+    if not isinstance(kubeconfig, dict):
+        return found
+    for entry in _list(kubeconfig.get("users")):
+        user = (entry or {}).get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            continue
+        for key in _USER_SECRETS:
+            found.update(_strings(user.get(key)))
+        provider = user.get("auth-provider") or {}
+        if isinstance(provider, dict):
+            config = provider.get("config")
+            for key, value in (config.items() if isinstance(config, dict) else ()):
+                if _SECRET_NAME.search(str(key)):
+                    found.update(_strings(value))
+        exec_ = user.get("exec") or {}
+        if isinstance(exec_, dict):
+            for env in _list(exec_.get("env")):
+                if isinstance(env, dict) and isinstance(env.get("value"), str):
+                    if _SECRET_NAME.search(str(env.get("name"))) or len(env["value"]) >= _LONG_OPAQUE:
+                        found.update(_strings(env["value"]))
+            args = [a for a in _list(exec_.get("args")) if isinstance(a, str)]
+            for i, arg in enumerate(args):
+                flag, eq, value = arg.partition("=")
+                if eq and _SECRET_FLAG.match(flag):
+                    found.update(_strings(value))
+                elif _SECRET_FLAG.match(arg) and i + 1 < len(args):
+                    found.update(_strings(args[i + 1]))
+    for entry in _list(kubeconfig.get("clusters")):
+        cluster = (entry or {}).get("cluster") if isinstance(entry, dict) else None
+        proxy = cluster.get("proxy-url") if isinstance(cluster, dict) else None
+        if isinstance(proxy, str):
+            with suppress(ValueError):
+                found.update(_strings(urlparse(proxy).password))
+    return found
+
+
+def protect_kubeconfig(module):
+    """Register the secrets of the module's connection options as no_log values.
+
+    The credentials inside an inline ``kubeconfig`` dict and an ``api_key`` that comes from
+    K8S_AUTH_API_KEY are then masked in everything the module returns, and nothing else is.
+    """
+    params = module.params or {}
+    module.no_log_values.update(kubeconfig_secret_values(params.get("kubeconfig")))
+    env_key = os.environ.get(K8S_AUTH_ENV["api_key"])
+    if not params.get("api_key") and env_key:
+        module.no_log_values.add(env_key)
+
+
+class K8sModule(AnsibleModule):
+    """AnsibleModule that masks the secrets inside an inline kubeconfig from the start.
+
+    They are registered as soon as the parameters are read, so even an argument-spec failure
+    (whose result echoes the parameters) or the parameter log masks them; every exit registers
+    them again.
+    """
+
+    def _load_params(self):
+        super()._load_params()
+        protect_kubeconfig(self)
+
+    def exit_json(self, **kwargs):
+        protect_kubeconfig(self)
+        super().exit_json(**kwargs)
+
+    def fail_json(self, msg, **kwargs):
+        protect_kubeconfig(self)
+        super().fail_json(msg, **kwargs)
+
+
+# --------------------------------------------------------------------------------------
+# client factory
+# --------------------------------------------------------------------------------------
+def validate_auth_params(opts):
+    """Check the connection options' shapes before anything is loaded; raises InputError."""
+    kubeconfig = opts.get("kubeconfig")
+    if kubeconfig is not None and not isinstance(kubeconfig, (str, dict)):
+        raise InputError("kubeconfig must be a path (several paths joined with ':') or a kubeconfig as a dictionary, "
+                         "got a %s" % type(kubeconfig).__name__)
+    if isinstance(kubeconfig, dict) and not kubeconfig:
+        raise InputError("kubeconfig is an empty dictionary: give a kubeconfig's content, a path, or omit it")
+    host = opts.get("host")
+    if host:
+        parsed = urlparse(host) if isinstance(host, str) else None
+        try:
+            port_ok = parsed is not None and (parsed.port is None or 0 < parsed.port < 65536)
+        except ValueError:
+            port_ok = False
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname or not port_ok:
+            raise InputError("host must be the API server's URL, such as https://api.example.com:6443, got %r" % (host,))
+    for option in ("ca_cert", "client_cert", "client_key"):
+        path = opts.get(option)
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise InputError("%s %s does not exist or is not a file" % (option, path))
+
+
+def _config_error(exc):
+    """The config loader's error without file content: a YAML error says where, not what."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return "%s at line %d, column %d" % (getattr(exc, "problem", None) or "not valid YAML", mark.line + 1, mark.column + 1)
+    return str(exc)
+
+
 def _kubeconfig_paths(value):
     return [os.path.expanduser(p) for p in str(value).split(os.pathsep) if p]
 
 
 def build_configuration(params, environ=None):
     """A configured ``kubernetes.client.Configuration`` (kubeconfig, then explicit overrides)."""
-    client, config = import_kubernetes()
     opts = auth_params(params, environ)
+    validate_auth_params(opts)
+    client, config = import_kubernetes()
     cfg = client.Configuration()
     kubeconfig = opts["kubeconfig"]
     try:
@@ -149,7 +315,8 @@ def build_configuration(params, environ=None):
     except Exception as exc:  # the config loaders raise ConfigException, ValueError, OSError, yaml errors
         raise KubernetesError(
             "could not load the Kubernetes client configuration (kubeconfig %s, context %s): %s"
-            % (kubeconfig if isinstance(kubeconfig, str) else ("<dict>" if kubeconfig else "<default>"), opts["context"] or "<current>", exc)
+            % (kubeconfig if isinstance(kubeconfig, str) else ("<dict>" if kubeconfig else "<default>"), opts["context"] or "<current>",
+               _config_error(exc))
         )
     if opts["host"]:
         cfg.host = opts["host"]
@@ -168,7 +335,18 @@ def build_configuration(params, environ=None):
         cfg.key_file = opts["client_key"]
     if not cfg.host:
         raise InputError("no Kubernetes API host: give kubeconfig (or KUBECONFIG) or host")
+    cfg.retries = _no_urllib3_retries()
     return cfg
+
+
+def _no_urllib3_retries():
+    """urllib3 retries off (they would multiply with call_with_retry's); redirects still followed."""
+    from urllib3.util.retry import Retry  # pylint: disable=import-outside-toplevel
+
+    try:
+        return Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5, raise_on_status=False)
+    except TypeError:  # urllib3 < 1.26 has no ``other``
+        return Retry(total=None, connect=0, read=0, status=0, redirect=5, raise_on_status=False)
 
 
 def get_api_client(params, environ=None):
@@ -195,31 +373,227 @@ def to_kubernetes_error(exc, action):
             reason = parsed.get("reason") or reason
         except (ValueError, TypeError, AttributeError):
             message = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+            if len(message) > 300:  # a proxy's HTML page, not a Status: its start is enough
+                message = message[:300] + "..."
     if status:
         text = "%s: HTTP %s %s%s" % (action, status, reason or "", (": %s" % message) if message else "")
         return KubernetesError(text.strip(), status=status, reason=reason, api_message=message)
     return KubernetesError("%s: cannot reach the Kubernetes API: %s" % (action, exc), reason=type(exc).__name__)
 
 
+# --------------------------------------------------------------------------------------
+# deadlines and retries, as client-go does them
+# --------------------------------------------------------------------------------------
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
-def _retry_delay(exc, attempt):
-    """Seconds before retry ``attempt`` (1-based): the server's Retry-After (at most 5), else 0.2, 0.4, 0.8."""
+class Deadline(object):
+    """The time a whole task may take, from now: ``Deadline(2, "wait=2")``.
+
+    ``what`` names the option that set it, for error messages.  ``remaining()`` is in seconds;
+    ``wall_clock()`` is the same instant in ``time.time()`` terms (for Cache's watch deadline).
+    """
+
+    def __init__(self, seconds, what="the task's time limit"):
+        self.seconds = float(seconds)
+        self.what = what
+        self.at = time.monotonic() + self.seconds
+
+    def remaining(self):
+        return max(0.0, self.at - time.monotonic())
+
+    def wall_clock(self):
+        return time.time() + self.remaining()
+
+
+class RetryPolicy(object):
+    """How often and how long to retry (defaults as client-go: at most 10 retries).
+
+    ``backoff`` doubles per retry up to ``backoff_cap`` when the server gives no Retry-After;
+    a Retry-After is honoured up to ``retry_after_cap``.  ``request_timeout`` and
+    ``connect_timeout`` bound one attempt (and are cut to what the deadline leaves).
+    """
+
+    def __init__(self, retries=10, backoff=0.2, backoff_cap=2.0, retry_after_cap=10.0, request_timeout=30.0,
+                 connect_timeout=10.0):
+        self.retries = retries
+        self.backoff = backoff
+        self.backoff_cap = backoff_cap
+        self.retry_after_cap = retry_after_cap
+        self.request_timeout = request_timeout
+        self.connect_timeout = connect_timeout
+
+    def delay(self, attempt, retry_after=None):
+        """Seconds before retry ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(self.retry_after_cap, retry_after)
+        return min(self.backoff_cap, self.backoff * (2 ** (attempt - 1)))
+
+
+class RetryStats(object):
+    """Retries counted across threads: ``count`` and ``reasons`` ({"429": 3, "reset": 1, ...})."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.count = 0
+        self.reasons = {}
+
+    def add(self, reason):
+        with self._lock:
+            self.count += 1
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _retry_after(exc):
+    """The Retry-After of an HTTP error in seconds (delta-seconds or an HTTP date), else None."""
     headers = getattr(exc, "headers", None) or {}
     try:
-        return min(5.0, max(0.0, float(headers.get("Retry-After"))))
-    except (TypeError, ValueError):
-        return 0.2 * (2 ** (attempt - 1))
+        value = headers.get("Retry-After")
+    except AttributeError:
+        return None
+    if value is None:
+        return None
+    value = str(value).strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _root_cause(exc):
+    """urllib3 wraps the socket error: MaxRetryError.reason, ProtocolError('...', cause)."""
+    seen = 0
+    while seen < 5:
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, BaseException):
+            exc = reason
+            seen += 1
+            continue
+        break
+    return exc
+
+
+def failure_kind(exc):
+    """What went wrong: ``status`` (an HTTP answer), ``reset`` (the connection broke),
+    ``timeout`` (no answer in time), ``connect`` (refused or unreachable) or ``other``."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status > 0:
+        return "status"
+    try:
+        from urllib3 import exceptions as u3  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover - the kubernetes client needs urllib3
+        return "other"
+    import http.client  # pylint: disable=import-outside-toplevel
+
+    cause = _root_cause(exc)
+    for candidate in (exc, cause):
+        if isinstance(candidate, (u3.NewConnectionError, u3.ConnectTimeoutError, ConnectionRefusedError)):
+            return "connect"
+    for candidate in (exc, cause):
+        if isinstance(candidate, (u3.ReadTimeoutError, TimeoutError)) or type(candidate).__name__ == "timeout":
+            return "timeout"
+    for candidate in (exc, cause):
+        if isinstance(candidate, (u3.ProtocolError, ConnectionError, http.client.HTTPException)):
+            return "reset"
+    return "other"
+
+
+def _timeouts(policy, deadline):
+    """(connect, read) seconds for one attempt, cut to the deadline; None when no time is left."""
+    connect, read = float(policy.connect_timeout), float(policy.request_timeout)
+    if deadline is not None:
+        left = deadline.remaining()
+        if left <= 0.001:
+            return None
+        connect, read = min(connect, left), min(read, left)
+    return (connect, read)
+
+
+def call_with_retry(send, action, deadline=None, idempotent=True, policy=None, stats=None, sleep=time.sleep):
+    """Run ``send(timeout)`` and retry it where client-go would; returns what it returns.
+
+    ``send`` makes one attempt with ``timeout`` = (connect, read) seconds (pass it as the
+    kubernetes client's ``_request_timeout``) and reads the whole answer, so that a connection
+    reset while reading is retried too; it raises on a non-2xx answer (the client's
+    ApiException does).  Retried: 429 always (the API server did not process the request);
+    500/502/503/504, connection resets and read timeouts when ``idempotent`` (reads, server-side
+    apply); never a refused connection or another status.  The delay is the answer's
+    Retry-After (capped), else exponential back-off; no retry starts that the ``deadline``
+    (a Deadline) would cut.  Each retry is counted in ``stats`` (a RetryStats).
+
+    Raises KubernetesError with ``status``, ``reason``, ``api_message`` and ``retries`` (this
+    call's) in its details.  Another module's GET through the service proxy::
+
+        body = call_with_retry(lambda t: kube.raw_get(path, t), "GET " + path, deadline=deadline, stats=kube.stats)
+
+    (``Kube.request`` does exactly this for JSON requests.)
+    """
+    policy = policy or RetryPolicy()
+    attempt = 0
+    while True:
+        timeout = _timeouts(policy, deadline)
+        if timeout is None:
+            raise KubernetesError("%s: not sent, no time is left of %s%s" % (action, deadline.what, _retried(attempt)),
+                                  reason="DeadlineExceeded", retries=attempt)
+        try:
+            return send(timeout)
+        except KubernetesError:
+            raise
+        except Exception as exc:  # ApiException, urllib3 and socket errors
+            kind = failure_kind(exc)
+            status = getattr(exc, "status", None) if kind == "status" else None
+            retryable = status == 429 or (idempotent and (status in RETRY_STATUSES or kind in ("reset", "timeout")))
+            retry_after = _retry_after(exc) if kind == "status" else None
+            delay = policy.delay(attempt + 1, retry_after)
+            cut = deadline is not None and delay >= deadline.remaining()
+            if not retryable or attempt >= policy.retries or cut:
+                raise _final_error(exc, kind, action, timeout, deadline, attempt, retryable and cut)
+            attempt += 1
+            if stats is not None:
+                stats.add(str(status) if status else kind)
+            sleep(delay)
+
+
+def _retried(attempts):
+    return "" if not attempts else " (after %d %s)" % (attempts, "retry" if attempts == 1 else "retries")
+
+
+def _final_error(exc, kind, action, timeout, deadline, attempts, cut):
+    suffix = _retried(attempts)
+    if kind == "timeout":
+        bound = ""
+        if deadline is not None and deadline.remaining() <= 0.05:
+            bound = " (the time left of %s)" % deadline.what
+        return KubernetesError("%s: no answer from the Kubernetes API within %.1f s%s%s" % (action, timeout[1], bound, suffix),
+                               reason="Timeout", retries=attempts)
+    if cut:
+        suffix += "; no time is left of %s for another try" % deadline.what
+    err = to_kubernetes_error(exc, action)
+    err.msg = err.msg + suffix
+    err.args = (err.msg,)
+    err.details["retries"] = attempts
+    return err
 
 
 class Kube(object):
-    """A thin JSON client over ``ApiClient.call_api`` (auth, TLS, token refresh come from it)."""
+    """A thin JSON client over ``ApiClient.call_api`` (auth, TLS, token refresh come from it).
 
-    def __init__(self, api_client, request_timeout=30, retries=3):
+    ``deadline`` (a Deadline, settable later) bounds every request and retry; ``stats``
+    counts the retries.  ``retries`` is the most retries of one request.
+    """
+
+    def __init__(self, api_client, request_timeout=30, retries=10, deadline=None, policy=None):
         self.api_client = api_client
         self.request_timeout = request_timeout
         self.retries = retries
+        self.deadline = deadline
+        self.policy = policy or RetryPolicy(retries=retries, request_timeout=request_timeout)
+        self.stats = RetryStats()
 
     def auth_headers(self):
         """The Authorization header, built here rather than by ``auth_settings``.
@@ -242,39 +616,66 @@ class Kube(object):
             return {"Authorization": cfg.get_basic_auth_token()}
         return {}
 
-    def _call(self, path, query=None, timeout=None, stream=False):
-        headers = {"Accept": "application/json"}
+    def _call(self, path, query=None, timeout=None, stream=False, method="GET", body=None, content_type=None,
+              accept="application/json"):
+        headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
         headers.update(self.auth_headers())
+        if timeout is None:
+            timeout = (float(self.policy.connect_timeout), float(self.request_timeout))
         return self.api_client.call_api(
             path,
-            "GET",
+            method,
             query_params=list(query or []),
             header_params=headers,
+            body=body,
             auth_settings=[],
             _preload_content=False,
             _return_http_data_only=True,
-            _request_timeout=timeout if timeout is not None else self.request_timeout,
+            _request_timeout=timeout,
         )
 
-    def get_json(self, path, query=None):
-        """GET and decode; 429 and 5xx answers are retried ``self.retries`` times (Retry-After honoured, capped)."""
-        attempt = 0
-        while True:
+    def request(self, method, path, query=None, body=None, content_type=None, idempotent=None, accept="application/json",
+                decode=True, deadline=None):
+        """One API request with client-go's retries, bounded by ``deadline`` (default ``self.deadline``).
+
+        ``idempotent`` defaults to True for GET/HEAD and server-side apply (PATCH with
+        ``application/apply-patch+yaml``): only those are retried on 5xx, resets and timeouts;
+        429 is retried for every method.  Returns the decoded JSON (None for an empty body),
+        or the raw bytes with ``decode=False`` (a service-proxy GET of a non-JSON page).
+        Raises KubernetesError (details: status, reason, api_message, retries).
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD") or (method == "PATCH" and content_type == "application/apply-patch+yaml")
+        action = "%s %s" % (method, path)
+
+        def send(timeout):
+            resp = self._call(path, query, timeout=timeout, method=method, body=body, content_type=content_type, accept=accept)
             try:
-                resp = self._call(path, query)
-                data = resp.data
-                break
-            except Exception as exc:  # ApiException, urllib3 errors
-                err = to_kubernetes_error(exc, "GET %s" % path)
-                status = err.details.get("status")
-                if attempt >= self.retries or status not in RETRY_STATUSES:
-                    raise err
-                attempt += 1
-                time.sleep(_retry_delay(exc, attempt))
+                return resp.data  # the whole body here: a reset while reading is retried as well
+            finally:
+                with suppress(Exception):
+                    resp.release_conn()
+
+        data = call_with_retry(send, action, deadline=deadline or self.deadline, idempotent=idempotent, policy=self.policy,
+                               stats=self.stats)
+        if not decode:
+            return data
+        if not data:
+            return None
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise KubernetesError("GET %s: the API answered with something that is not JSON: %s" % (path, exc))
+            raise KubernetesError("%s: the API answered with something that is not JSON: %s" % (action, exc))
+
+    def get_json(self, path, query=None):
+        """GET and decode, retried as ``request`` does."""
+        body = self.request("GET", path, query)
+        if not isinstance(body, dict):
+            raise KubernetesError("GET %s: the API answered with JSON that is not an object" % path)
+        return body
 
     def list(self, path, label_selector=None, field_selector=None, limit=None):
         """LIST a collection (following ``continue``); returns (items, resourceVersion)."""
@@ -310,8 +711,11 @@ class Kube(object):
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
+        connect = float(self.policy.connect_timeout)
+        if self.deadline is not None:
+            connect = max(0.1, min(connect, self.deadline.remaining()))
         try:
-            resp = self._call(path, query, timeout=(10, max(1, int(timeout_seconds)) + 10))
+            resp = self._call(path, query, timeout=(connect, max(1, int(timeout_seconds)) + 10))
         except Exception as exc:
             raise to_kubernetes_error(exc, "WATCH %s" % path)
         if on_open is not None:
@@ -396,6 +800,12 @@ class Cache(object):
         self.watch_restarts = 0
         self.events_seen = 0
 
+    @property
+    def api_retries(self):
+        """Retries of API requests so far (429, 5xx, resets; see call_with_retry)."""
+        stats = getattr(self.kube, "stats", None)
+        return stats.count if stats is not None else 0
+
     # ---- listing ----------------------------------------------------------------------
     def _list(self, res):
         items, rv = self.kube.list(res.path, res.label_selector, res.field_selector, self.page_size)
@@ -440,10 +850,16 @@ class Cache(object):
             thread.daemon = True
             threads.append(thread)
             thread.start()
+        deadline = getattr(self.kube, "deadline", None)
         for thread in threads:
-            thread.join()
+            # every request is bounded by the deadline; the margin covers a last read in flight
+            thread.join(None if deadline is None else deadline.remaining() + 5.0)
         if errors:
             raise sorted(errors, key=lambda e: e[0])[0][1]
+        late = [res.path for res in self.resources if res.resource_version is None and res.served and not res.items]
+        if any(thread.is_alive() for thread in threads):
+            raise KubernetesError("LIST %s: no answer within %s" % (", ".join(late) or "?", deadline.what),
+                                  reason="DeadlineExceeded")
 
     def get(self, key):
         out = []
@@ -570,5 +986,6 @@ class Cache(object):
             responses = list(self.responses)
         for resp in responses:
             self._shutdown(resp)
+        until = time.monotonic() + 1.0  # one second for all of them, not one each
         for thread in self.threads:
-            thread.join(timeout=1.0)
+            thread.join(timeout=max(0.0, until - time.monotonic()))

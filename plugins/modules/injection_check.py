@@ -38,6 +38,7 @@ options:
         or C(istio.io/dataplane-mode=ambient)) plus unlabelled namespaces holding pods that ask for injection
         themselves (for example gateway pods). Then pods are read with one cluster-wide LIST.
       - A namespace named here that does not ask for injection gets finding V(IST0102).
+      - An empty list is an error (omit the option to check every namespace that asks for injection).
     type: list
     elements: str
   label_selector:
@@ -63,7 +64,10 @@ options:
     description:
       - Seconds to wait for the result to converge (every pod ready and no finding at the O(fail_on) level,
         V(error) for O(fail_on=never)). The module watches instead of polling and returns as soon as it converges.
-      - V(0) checks once.
+      - This is also the bound of the whole run, reading the cluster included; API requests and their retries
+        (429 and 5xx answers, connection resets) end within it.
+      - V(0) checks once; reading the cluster, retries included, is then bounded by 30 seconds.
+      - At most V(86400) (a day).
     type: int
     default: 0
   pod_details:
@@ -99,6 +103,9 @@ notes:
     "restart needed" (the namespace was labelled, or the injector installed, after the pod was created).
     Kubernetes does not record when a label was set, so this is the heuristic C(istioctl analyze) users apply.
   - Injector Services outside O(istio_namespace) are reported as missing.
+  - Like kubectl (client-go), API requests answered with 429 are retried, and reads answered with 500, 502, 503 or
+    504, or cut by a connection reset, too; C(Retry-After) is honoured (up to 10 seconds), otherwise the delay doubles
+    from 0.2 up to 2 seconds, at most 10 retries per request and never past O(wait). RV(stats.api_retries) counts them.
 seealso:
   - name: istioctl analyze message codes
     description: The codes IST0102, IST0103, IST0123 and IST0158 mean what they mean there.
@@ -210,15 +217,41 @@ elapsed:
   returned: success
   type: float
 stats:
-  description: How the cluster was read (LIST requests, watch events applied, re-LISTs after 410 Gone, watches started
-    again after the server closed them, evaluations).
+  description: How the cluster was read.
   returned: success
   type: dict
+  contains:
+    lists:
+      description: LIST requests.
+      type: int
+    watch_events:
+      description: Watch events applied.
+      type: int
+    relists:
+      description: Re-LISTs after 410 Gone.
+      type: int
+    watch_restarts:
+      description: Watches started again after the server closed them.
+      type: int
+    evaluations:
+      description: Times the check ran over the cluster state.
+      type: int
+    api_retries:
+      description: API requests retried (429, 5xx, connection resets); also returned on failure, as RV(api_retries).
+      type: int
+    api_retry_reasons:
+      description: The retries per cause (the HTTP status, V(reset) or V(timeout)).
+      type: dict
+      sample: {"429": 2, "reset": 1}
+api_retries:
+  description: API requests retried before the task failed.
+  returned: failure to read the cluster
+  type: int
 """
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.okemesh.istio.plugins.module_utils import _injection
 from ansible_collections.okemesh.istio.plugins.module_utils import _k8s
@@ -240,25 +273,36 @@ def argument_spec():
     return spec
 
 
+def _deadline_name(wait):
+    if wait:
+        return "wait=%d" % wait
+    return "the %d s a single check may take (wait=0)" % _injection.CHECK_ONCE_TIMEOUT
+
+
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
-    if params["wait"] < 0:
-        module.fail_json(msg="wait must be 0 (check once) or a number of seconds, got %d" % params["wait"])
+    module = _k8s.K8sModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        options = _injection.validate_options(module.params)
+    except OkemeshError as err:
+        module.fail_json(**err.fail_kwargs())
     import_error = _k8s.kubernetes_import_error()
     if import_error:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=import_error)
+    deadline = _k8s.Deadline(_injection.time_budget(options), _deadline_name(options["wait"]))
+    kube = None
     try:
-        kube = _k8s.Kube(_k8s.get_api_client(params))
-        plan = _injection.resource_plan(params["namespaces"], params["label_selector"], params["istio_namespace"])
-        result = _injection.run(_k8s.Cache(kube, plan), params, time.time)
+        kube = _k8s.Kube(_k8s.get_api_client(module.params), deadline=deadline)
+        plan = _injection.resource_plan(options["namespaces"], options["label_selector"], options["istio_namespace"])
+        result = _injection.run(_k8s.Cache(kube, plan), options, time.time, budget=deadline.remaining())
     except OkemeshError as err:
-        module.fail_json(**err.fail_kwargs())
+        payload = err.fail_kwargs()
+        payload["api_retries"] = kube.stats.count if kube is not None else 0
+        module.fail_json(**payload)
     failed = result.pop("failed")
     if failed:
         module.fail_json(
             msg="injection check failed (fail_on=%s): %d error(s), %d warning(s)"
-            % (params["fail_on"], result["summary"]["errors"], result["summary"]["warnings"]),
+            % (options["fail_on"], result["summary"]["errors"], result["summary"]["warnings"]),
             changed=False,
             **result
         )

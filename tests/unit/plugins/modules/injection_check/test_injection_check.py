@@ -89,8 +89,9 @@ def test_main_wait_deadline(kubesim, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ({"kubeconfig": "/nonexistent/kubeconfig"}, "does not exist"),  # the path is no_log, as in kubernetes.core
+        ({"kubeconfig": "/nonexistent/kubeconfig"}, "kubeconfig /nonexistent/kubeconfig does not exist"),  # a path is not a secret
         ({"host": "https://127.0.0.1:9", "api_key": "x", "validate_certs": False, "wait": -1}, "wait must be 0"),
+        ({"host": "https://127.0.0.1:9", "api_key": "secret-token", "namespaces": []}, "namespaces is an empty list"),
         ({"host": "http://127.0.0.1:9", "api_key": "secret-token"}, "cannot reach the Kubernetes API"),
     ],
 )
@@ -104,3 +105,17 @@ def test_main_kubernetes_error_payload(kubesim, capsys):
     out = run_main(capsys, {"host": kubesim.url, "api_key": "wrong-token", "ca_cert": kubesim.ca})
     assert out["failed"] is True and out["status"] == 401
     assert out["msg"].startswith("GET /api/v1/namespaces: HTTP 401")
+
+
+@pytest.mark.parametrize(("code", "retry_after"), [(500, 0), (503, 0), (429, 1)])
+def test_main_converges_through_api_faults(kubesim, capsys, code, retry_after):
+    """Half of the API requests fail: without retries the 7 LISTs all succeed 1 time in 128."""
+    seed(kubesim)
+    kubesim.settings(fault_error_rate=0.5, fault_error_code=code, fault_retry_after=retry_after)
+    try:
+        out = run_main(capsys, {"kubeconfig": kubesim.kubeconfig, "fail_on": "never"})
+    finally:
+        kubesim.settings(fault_error_rate=0.0)
+    assert "failed" not in out, out.get("msg")
+    assert out["summary"]["by_status"] == {"missing_proxy": 1} and out["stats"]["lists"] == 7
+    assert isinstance(out["stats"]["api_retries"], int)

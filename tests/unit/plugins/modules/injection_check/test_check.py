@@ -1,6 +1,8 @@
-"""Unit tests for the pure injection classification (plugins/module_utils/_injection.py).
+"""Unit tests for the injection check over API objects (plugins/module_utils/_injection*.py):
+the building blocks, one pod at a time, the whole pipeline through check(), and the report.
 
-The inputs are pod manifests the project writes under tests/fixtures/pods/.
+The inputs are pod manifests the project writes under tests/fixtures/pods/.  The stages one by
+one are tested in test_stages.py, the codes table in test_codes.py.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import yaml
 
 from ansible_collections.okemesh.istio.plugins.module_utils import _injection as inj
 
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "pods"
+FIXTURES = Path(__file__).resolve().parents[4] / "fixtures" / "pods"
 CLUSTER = yaml.safe_load((FIXTURES / "cluster.yaml").read_text())
 
 
@@ -26,9 +28,9 @@ def all_pods() -> list[dict]:
     return [yaml.safe_load(p.read_text()) for p in sorted(FIXTURES.glob("*.yaml")) if p.name != "cluster.yaml"]
 
 
-def run(pods, *, cluster=None, **kwargs) -> dict:
+def cluster_of(pods, cluster=None) -> inj.Cluster:
     c = cluster or CLUSTER
-    return inj.check(
+    return inj.Cluster(
         namespaces=c["namespaces"],
         pods=pods,
         webhook_configurations=c["webhooks"],
@@ -36,8 +38,11 @@ def run(pods, *, cluster=None, **kwargs) -> dict:
         services=c["services"],
         endpoint_slices=c["endpoint_slices"],
         daemonsets=c["daemonsets"],
-        **kwargs,
     )
+
+
+def run(pods, *, cluster=None, requested_namespaces=None, **kwargs) -> dict:
+    return inj.check(cluster_of(pods, cluster), inj.CheckOptions(namespaces=requested_namespaces, **kwargs))
 
 
 def ns_info(name: str) -> dict:
