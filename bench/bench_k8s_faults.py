@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from tests.support.k8s_stub import ScriptedAPI
 
-from tests.unit.plugins.module_utils.k8s_stub import ScriptedAPI  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MODULE = "ansible_collections.okemesh.istio.plugins.modules.injection_check"
 PROFILES = [

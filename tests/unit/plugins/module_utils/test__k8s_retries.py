@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.okemesh.istio.plugins.module_utils import _k8s
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import KubernetesError
-from tests.unit.plugins.module_utils.k8s_stub import ScriptedAPI
+from tests.support.k8s_stub import ScriptedAPI
 
 MARGIN = 5.0  # generous: the machine is shared; these bound "it ends", they measure nothing
 

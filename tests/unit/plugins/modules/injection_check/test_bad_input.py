@@ -12,19 +12,17 @@ import json
 import time
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.okemesh.istio.plugins.modules import injection_check
-from tests.unit.plugins.module_utils.k8s_stub import ScriptedAPI
+from tests.support.modules import run_module
+from tests.support.k8s_stub import ScriptedAPI
 
 SECRET = "s3cret-token-8f2e"
 MARGIN = 6.0  # generous: "it ends", not "it is fast"
 
 
 def run_main(capsys, args: dict) -> dict:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        injection_check.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(injection_check, capsys, args)
 
 
 def assert_clean_failure(out: dict, message: str) -> None:

@@ -12,21 +12,18 @@ import os
 import shutil
 import time
 
-import pytest
 import yaml
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.okemesh.istio.plugins.doc_fragments.k8s_auth import ModuleDocFragment
 from ansible_collections.okemesh.istio.plugins.modules import mesh_graph
+from tests.support.modules import run_module
 
 WINDOW = "10s"
 
 
 def run_main(capsys, args: dict) -> dict:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        mesh_graph.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(mesh_graph, capsys, args)
 
 
 def test_documented_options_match_the_argument_spec():

@@ -12,19 +12,17 @@ import threading
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.okemesh.istio.plugins.doc_fragments.k8s_auth import ModuleDocFragment
 from ansible_collections.okemesh.istio.plugins.modules import telemetry_check
+from tests.support.modules import run_module
 from tests.fixtures.telemetry import stubs
 
 WINDOW = "10s"
 
 
 def run_main(capsys, args: dict) -> dict:
-    with patch_module_args(args), pytest.raises(SystemExit):
-        telemetry_check.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(telemetry_check, capsys, args)
 
 
 def codes(out) -> list:
