@@ -182,7 +182,7 @@ token_expiration:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import OkemeshError
-from ansible_collections.okemesh.istio.plugins.module_utils._kubeconfig import HAS_YAML
+from ansible_collections.okemesh.istio.plugins.module_utils._kubeconfig import HAS_RUAMEL, RUAMEL_IMPORT_ERROR
 from ansible_collections.okemesh.istio.plugins.module_utils._oci import CREDENTIALS, ENDPOINTS, HAS_OCI, OCI_AUTH_ARG_SPEC, ensure_oke_kubeconfig
 
 
@@ -205,8 +205,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_OCI:
         module.fail_json(msg=missing_required_lib("oci"))
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
+    if not HAS_RUAMEL:
+        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=str(RUAMEL_IMPORT_ERROR))
     try:
         result = ensure_oke_kubeconfig(module.params, check_mode=module.check_mode, want_diff=module._diff)
     except OkemeshError as err:
