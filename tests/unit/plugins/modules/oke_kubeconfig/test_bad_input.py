@@ -553,3 +553,72 @@ def test_module_process_fails_cleanly(args, tmp_path, bad):
     result = json.loads(proc.stdout)
     assert result["failed"] is True and "Traceback" not in proc.stdout and "exception" not in result
     assert dangling.is_symlink()
+
+
+# --- a run that cannot keep the owner writes nothing ------------------------------------------------
+@contextlib.contextmanager
+def acting_as(uid, gid):
+    """Switch the effective uid/gid of this process (the tests run as root) and back."""
+    os.setegid(gid)
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory every uid may write (pytest's tmp_path is root's only)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="okk-owner-"))
+    os.chmod(path, 0o1777)  # noqa: S103 - sticky, world-writable like /tmp: the test switches uids
+    yield path
+    shutil.rmtree(path)
+
+
+def test_write_that_cannot_keep_the_owner_writes_nothing(shared_dir):
+    path = shared_dir / "config"
+    path.write_text(HOSTILE)
+    os.chown(path, 4321, 4321)
+    os.chmod(path, 0o644)
+    snap = snapshot(path)
+    with acting_as(UID, GID):
+        state = kc.read_state(str(path))
+        with pytest.raises(kc.InputError) as err:
+            kc.atomic_write(state, "apiVersion: v1\n")
+    assert "belongs to uid 4321 and this run (uid 1234) cannot give the new file that owner; nothing was written" in err.value.msg
+    assert snapshot(path) == snap and sorted(p.name for p in shared_dir.iterdir()) == ["config"]
+
+
+def test_write_that_cannot_keep_the_group_warns(shared_dir):
+    path = shared_dir / "config"
+    path.write_text(HOSTILE)
+    os.chown(path, UID, 4321)  # our file, a group this uid is not in
+    with acting_as(UID, GID):
+        state = kc.read_state(str(path))
+        warnings = kc.atomic_write(state, "apiVersion: v1\n")
+    assert warnings == [f"kubeconfig {path}: its group (gid 4321) could not be kept; the file now has gid {GID}"]
+    st = os.stat(path)
+    assert (st.st_uid, st.st_gid, path.read_text()) == (UID, GID, "apiVersion: v1\n")
+
+
+def test_changed_between_read_and_write_writes_nothing(tmp_path):
+    path = write_hostile(tmp_path / "config")
+    state = kc.read_state(str(path))
+    with open(path, "a") as handle:  # another writer, after our read
+        handle.write("# theirs\n")
+    with pytest.raises(kc.InputError) as err:
+        kc.atomic_write(state, "apiVersion: v1\n")
+    assert "changed while the module ran; nothing was written" in err.value.msg
+    assert path.read_text().endswith("# theirs\n") and sorted(p.name for p in tmp_path.iterdir()) == ["config"]
+
+
+def test_hard_link_warned(run, args, hostile):
+    os.link(hostile, hostile.parent / "other-name")
+    result, failed = run(**args)
+    assert not failed and "has 2 hard links" in json.dumps(result["warnings"])
+    assert (hostile.parent / "other-name").read_text() == HOSTILE  # the other name keeps the old content, as warned
