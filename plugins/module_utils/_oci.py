@@ -268,6 +268,8 @@ def _load_private_key(key_file, pass_phrase, what):
     if not key_file:
         raise InputError("No private key for %s: set key_file in the profile or api_user_key_file" % what, option="api_user_key_file")
     if not os.path.isfile(path):
+        if os.path.lexists(path):
+            raise InputError("Private key file %s for %s is not a regular file" % (key_file, what), option="api_user_key_file")
         raise InputError("Private key file %s for %s does not exist" % (key_file, what), option="api_user_key_file")
     if not os.access(path, os.R_OK):
         raise InputError("Private key file %s for %s is not readable by this user" % (key_file, what), option="api_user_key_file")

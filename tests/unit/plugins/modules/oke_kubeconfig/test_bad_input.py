@@ -622,3 +622,11 @@ def test_hard_link_warned(run, args, hostile):
     result, failed = run(**args)
     assert not failed and "has 2 hard links" in json.dumps(result["warnings"])
     assert (hostile.parent / "other-name").read_text() == HOSTILE  # the other name keeps the old content, as warned
+
+
+def test_key_file_that_is_a_fifo(run, args, tmp_path):
+    fifo = tmp_path / "key-fifo"
+    os.mkfifo(fifo)
+    with deadline(30):
+        result, failed = run(**dict(args, api_user_key_file=str(fifo)))
+    assert failed and "is not a regular file" in result["msg"] and result["option"] == "api_user_key_file"
