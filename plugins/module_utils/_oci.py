@@ -122,8 +122,10 @@ def check_service_endpoint(value):
     try:
         parts = urlsplit(value)
         host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a bad port
+        valid = parts.port != 0  # .port raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
+        valid = False
+    if not valid:
         raise InputError("service_endpoint is not a valid URL (bad host or port); it must be a URL %s" % hint, option="service_endpoint")
     if parts.scheme not in ("https", "http") or not host:
         raise InputError("service_endpoint must be a URL with scheme and host, %s" % hint, option="service_endpoint")

@@ -429,6 +429,8 @@ BAD_OPTIONS = [
     (dict(service_endpoint="ftp://127.0.0.1/"), "service_endpoint must be a URL with scheme and host"),
     (dict(service_endpoint="http://127.0.0.1:99999"), "service_endpoint is not a valid URL (bad host or port)"),
     (dict(service_endpoint="http://[::1"), "service_endpoint is not a valid URL"),
+    (dict(service_endpoint="http://127.0.0.1:0"), "service_endpoint is not a valid URL"),
+    (dict(service_endpoint="http://localhost:abc"), "service_endpoint is not a valid URL"),
     (dict(service_endpoint="https://user:SECRET-endpoint-pw@containerengine.example"), "must not carry credentials"),
     (dict(service_endpoint="https://containerengine.example/?token=SECRET-endpoint-query"), "must not have a query"),
     (dict(service_endpoint="http://containerengine.us-ashburn-1.oraclecloud.com"), "not a loopback address"),
@@ -630,3 +632,28 @@ def test_key_file_that_is_a_fifo(run, args, tmp_path):
     with deadline(30):
         result, failed = run(**dict(args, api_user_key_file=str(fifo)))
     assert failed and "is not a regular file" in result["msg"] and result["option"] == "api_user_key_file"
+
+
+# --- the masking functions on their own ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        ("https://203.0.113.10:6443", "https://203.0.113.10:6443"),
+        ("http://u:SECRET-p@proxy:3128", "http://********@proxy:3128"),
+        ("socks5://SECRET-only-user@[2001:db8::1]:1080/x", "socks5://********@[2001:db8::1]:1080/x"),
+        ("https://h/p?token=SECRET-q&x", "https://h/p?token=********&********"),
+        ("user:SECRET-p@host", kc.MASK),  # not a URL but carries userinfo: all of it
+        ("http://[::1", kc.MASK),
+    ],
+)
+def test_mask_url(url, masked):
+    assert kc.mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    "value, secret",
+    [(JWT, True), ("Bearer abc.def", True), ("basic dXNlcjpwYXNz", True), ("-----BEGIN EC PRIVATE KEY-----\nx", True),
+     ("-----BEGIN CERTIFICATE-----\nx", False), ("https://h", False), ("eyJ-not-a-jwt", False), ("prod", False)],
+)
+def test_looks_secret(value, secret):
+    assert kc.looks_secret(value) is secret
