@@ -32,6 +32,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping, Sequence, Set
 
 try:
     from urllib.parse import urlsplit, urlunsplit
@@ -185,7 +186,7 @@ def parse(text, source="kubeconfig", keep_layout=False, hint=REPLACE_HINT):
         raise InputError("%s %s%s; %s" % (source, what, where, hint))
     except RecursionError:
         raise InputError("%s is nested too deeply to be a kubeconfig; %s" % (source, hint))
-    except (ValueError, TypeError, OverflowError) as exc:  # a constructor refused a scalar (dates, numbers)
+    except Exception as exc:  # pylint: disable=broad-except - a constructor refused a scalar (dates, numbers, tags)
         raise InputError("%s has a value YAML cannot load (%s); %s" % (source, exc.__class__.__name__, hint))
     if doc is None:
         return {}
@@ -260,10 +261,12 @@ def _explicit_start(text):
 
 
 def _kind(value):
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
+    if isinstance(value, (str, bytes)):
+        return "string"
+    if isinstance(value, Mapping):
         return "mapping"
+    if isinstance(value, (Sequence, Set)):
+        return "list"
     if isinstance(value, str):
         return "string"
     if isinstance(value, bool):
@@ -275,7 +278,26 @@ def _kind(value):
     return "scalar"
 
 
+def _check_keys(doc, source):
+    """Mapping keys must be scalars (kubectl turns those into strings; it refuses collections as keys)."""
+    seen = set()
+    stack = [doc]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            for key in obj:
+                if not isinstance(key, (str, int, float)) and key is not None:  # bool is an int
+                    raise InputError("%s has a mapping key that is a %s, not a string%s" % (source, _kind(key), _where(obj)))
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+
+
 def _validate(doc, source):
+    _check_keys(doc, source)
     if "current-context" in doc and doc["current-context"] is not None and not isinstance(doc["current-context"], str):
         raise InputError("%s: 'current-context' must be a string, not a %s%s" % (source, _kind(doc["current-context"]), _where(doc)))
     for section in _LIST_SECTIONS:

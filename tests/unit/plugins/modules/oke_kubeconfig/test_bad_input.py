@@ -365,6 +365,9 @@ BAD_FILES = [
     ("deep-block-nesting", "a:\n" + "".join(" " * i + "-\n" for i in range(1, 3000)), "nested too deeply"),
     ("two-documents", "apiVersion: v1\n---\napiVersion: v1\n", "is not valid YAML (line 2, column 1)"),
     ("bad-timestamp", "x: 2026-13-45\ntoken: SECRET-token\n", "has a value YAML cannot load"),
+    ("bad-hex", "x: 0x_\ntoken: SECRET-token\n", "has a value YAML cannot load"),
+    ("list-key", "? [SECRET-token, b]\n: c\nusers: []\n", "has a mapping key that is a list, not a string (line 1, column 1)"),
+    ("nested-mapping-key", "users:\n- name: x\n  user:\n    ? {SECRET-token: 1}\n    : v\n", "has a mapping key that is a mapping, not a string (line 4"),
 ]
 
 
