@@ -78,6 +78,9 @@ _CLUSTER_VISIBLE = frozenset(
 _CLUSTER_URLS = frozenset(["server", "proxy-url"])
 _CONTEXT_VISIBLE = frozenset(["cluster", "user", "namespace"])
 _TOP_VISIBLE = frozenset(["apiVersion", "kind", "current-context"])
+# a key that is not one of the kubeconfig's own is shown only if it is shaped like a key name
+_KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+_URL_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9]+)?")
 # strings that are credentials wherever they appear, whatever their key
 _SECRET_VALUE = re.compile(
     r"(-----BEGIN [A-Z ]*PRIVATE KEY-----|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.|^\s*(bearer|basic)\s+\S)",
@@ -478,9 +481,12 @@ def render(doc):
 
 # --- masking -------------------------------------------------------------------------------
 def mask_url(value):
-    """``value`` with URL userinfo and query values masked (the whole string when not a URL)."""
+    """``value`` with URL userinfo, query values and fragment masked; all of it when it is not a
+    plain URL (whitespace, an odd host, query keys that are not key names)."""
     if not isinstance(value, str) or not value:
         return value
+    if any(char.isspace() or ord(char) < 32 for char in value):
+        return MASK
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -488,16 +494,20 @@ def mask_url(value):
     except ValueError:
         return MASK
     if not parts.scheme or not parts.netloc:
-        return MASK if ("@" in value or "?" in value) else value
-    netloc = parts.netloc
-    if "@" in netloc:
-        if host and ":" in host:
-            host = "[%s]" % host
-        netloc = "%s@%s%s" % (MASK, host or "", ":%d" % port if port else "")
-    query = parts.query
-    if query:
-        query = "&".join(("%s=%s" % (p.split("=", 1)[0], MASK)) if "=" in p else MASK for p in query.split("&"))
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return MASK if ("@" in value or "?" in value or "#" in value) else value
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # host[:port] as written
+    if not host or not _URL_HOST.fullmatch(host) or netloc.endswith(":") or (port is None and netloc.rsplit("]", 1)[-1].count(":")):
+        return MASK
+    if "@" in parts.netloc:
+        netloc = "%s@%s" % (MASK, netloc)
+    query = ""
+    if parts.query:
+        pairs = [p.split("=", 1) for p in parts.query.split("&")]
+        if not all(_KEY_NAME.fullmatch(pair[0]) for pair in pairs):
+            query = MASK
+        else:
+            query = "&".join("%s=%s" % (pair[0], MASK) if len(pair) == 2 else MASK for pair in pairs)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, MASK if parts.fragment else ""))
 
 
 def looks_secret(value):
@@ -525,10 +535,19 @@ class _Masker(object):
             new = False
         return MASK_CHANGED if new else MASK
 
+    @staticmethod
+    def key(key, idx):
+        """A mapping key as shown: itself if shaped like a key name, else a numbered mask."""
+        if isinstance(key, str) and _KEY_NAME.fullmatch(key) and not looks_secret(key):
+            return key
+        if isinstance(key, (bool, int, float)) or key is None:
+            return key
+        return "%s-%d" % (MASK, idx + 1)
+
     def everything(self, value):
         """Mask every scalar of a subtree except booleans and numbers (structure stays visible)."""
         if isinstance(value, dict):
-            return dict((k, self.everything(v)) for k, v in value.items())
+            return dict((self.key(k, i), self.everything(v)) for i, (k, v) in enumerate(value.items()))
         if isinstance(value, list):
             return [self.everything(v) for v in value]
         if isinstance(value, (bool, int, float)) or value is None:
@@ -554,13 +573,13 @@ class _Masker(object):
         if not isinstance(value, dict):
             return self.everything(value)
         out = {}
-        for key, item in value.items():
+        for idx, (key, item) in enumerate(value.items()):
             if special and key in special:
                 out[key] = special[key](item)
             elif key in visible:
                 out[key] = self.visible(item)
             else:
-                out[key] = self.everything(item)
+                out[self.key(key, idx)] = self.everything(item)
         return out
 
     def exec_cfg(self, value, own):
@@ -596,7 +615,7 @@ class _Masker(object):
             return self.everything(item)
         own = section == "users" and self.own_user is not None and item.get("name") == self.own_user
         out = {}
-        for key, value in item.items():
+        for idx, (key, value) in enumerate(item.items()):
             if key == "name":
                 out[key] = value
             elif section == "users" and key == "user":
@@ -606,7 +625,7 @@ class _Masker(object):
             elif section == "contexts" and key == "context":
                 out[key] = self.mapping(value, _CONTEXT_VISIBLE)
             else:
-                out[key] = self.everything(value)
+                out[self.key(key, idx)] = self.everything(value)
         return out
 
     def url(self, value):
@@ -621,7 +640,7 @@ class _Masker(object):
         if not isinstance(doc, dict):
             return self.everything(doc)
         out = {}
-        for key, value in doc.items():
+        for idx, (key, value) in enumerate(doc.items()):
             if key in _LIST_SECTIONS and isinstance(value, list):
                 out[key] = [self.entry(item, key) for item in value]
             elif key in _TOP_VISIBLE:
@@ -629,7 +648,7 @@ class _Masker(object):
             elif key == "preferences":
                 out[key] = self.mapping(value, ("colors",))
             else:
-                out[key] = self.everything(value)
+                out[self.key(key, idx)] = self.everything(value)
         return out
 
 
@@ -644,9 +663,10 @@ def mask(doc, own_user=None, own_args=(), known=None):
     every user entry except ``own_user``, the entry this run writes, where an argument is
     shown only if it is one of ``own_args`` (the arguments the module itself writes): tools
     put tokens in arguments (``--token``, ``--password=...``) and no list of flag names is
-    complete. ``server`` and ``proxy-url`` lose their userinfo and query values; extensions
-    are masked; any string shaped like a private key, a JWT or an Authorization value is
-    masked wherever it is. With ``known`` (the secrets a ``mask_pair`` 'before' held), a secret
+    complete. ``server`` and ``proxy-url`` lose their userinfo, query values and fragment;
+    extensions are masked; any string shaped like a private key, a JWT or an Authorization
+    value is masked wherever it is. A key that is not the kubeconfig's own is shown only if
+    it is shaped like a key name (letters, digits, ``_.-``), else as a numbered mask. With ``known`` (the secrets a ``mask_pair`` 'before' held), a secret
     not among them shows as MASK_CHANGED.
     """
     return _Masker(own_user, own_args, known).document(to_plain(doc))
@@ -783,8 +803,9 @@ def read_state(path, what="kubeconfig", max_bytes=MAX_FILE_BYTES, need_text=True
     try:
         state.text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        start = int(exc.start)
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
         raise InputError("%s %s is not UTF-8 text (line %d, column %d); fix or remove it, or %s" % (what, path, line, column, hint))
     return state
 

@@ -87,6 +87,7 @@ contexts:
     context: {cluster: dev, user: dev-token, namespace: default}
 current-context: dev
 x-notes: {JWT}
+"x-token=SECRET-in-a-key": true
 """.replace("{JWT}", JWT)
 SECRETS = sorted(set(re.findall(r"SECRET-[A-Za-z0-9-]+", HOSTILE)) | {JWT})
 
@@ -192,7 +193,7 @@ def test_diff_masks_every_credential(run, args, hostile):
     assert cluster["server"] == "https://********@127.0.0.1:6443"
     assert cluster["proxy-url"] == "http://********@proxy.example:3128/?auth=********"
     assert cluster["certificate-authority-data"] == "Q0EtREFUQQ=="  # public: shown
-    assert before["x-notes"] == kc.MASK
+    assert before["x-notes"] == kc.MASK and before["********-9"] is True  # a key not shaped like a key name: masked
     # the entry this run writes stays readable: its exec arguments are the module's own
     after = yaml.safe_load(result["diff"]["after"])
     own = [u for u in after["users"] if u["name"] == "user-c4tqmrsmy2d"][0]["user"]["exec"]
@@ -644,7 +645,11 @@ def test_key_file_that_is_a_fifo(run, args, tmp_path):
         ("https://203.0.113.10:6443", "https://203.0.113.10:6443"),
         ("http://u:SECRET-p@proxy:3128", "http://********@proxy:3128"),
         ("socks5://SECRET-only-user@[2001:db8::1]:1080/x", "socks5://********@[2001:db8::1]:1080/x"),
-        ("https://h/p?token=SECRET-q&x", "https://h/p?token=********&********"),
+        ("https://h/p?token=SECRET-q&SECRET-bare", "https://h/p?token=********&********"),
+        ("http://SECRET-u:? SECRET-p@proxy:3128/?a=b", kc.MASK),  # whitespace: not a plain URL
+        ("http://SECRET-u:?SECRET-p@proxy:3128/?a=b", kc.MASK),  # an empty port: not a plain URL
+        ("https://C1.Example.COM:6443/", "https://C1.Example.COM:6443/"),
+        ("https://h/cb#access_token=SECRET-f", "https://h/cb#********"),
         ("user:SECRET-p@host", kc.MASK),  # not a URL but carries userinfo: all of it
         ("http://[::1", kc.MASK),
     ],
