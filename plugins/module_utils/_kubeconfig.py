@@ -80,6 +80,7 @@ _CONTEXT_VISIBLE = frozenset(["cluster", "user", "namespace"])
 _TOP_VISIBLE = frozenset(["apiVersion", "kind", "current-context"])
 # a key that is not one of the kubeconfig's own is shown only if it is shaped like a key name
 _KEY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _URL_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+(%[A-Za-z0-9]+)?")
 # strings that are credentials wherever they appear, whatever their key
 _SECRET_VALUE = re.compile(
@@ -557,13 +558,13 @@ class _Masker(object):
     def visible(self, value):
         """A value shown as is, unless it is a credential by its looks (or a URL with userinfo)."""
         if isinstance(value, dict):
-            return dict((k, self.visible(v)) for k, v in value.items())
+            return dict((self.key(k, i), self.visible(v)) for i, (k, v) in enumerate(value.items()))
         if isinstance(value, list):
             return [self.visible(v) for v in value]
         if looks_secret(value):
             return self.secret(value)
         if isinstance(value, str) and "://" in value:
-            masked = mask_url(value)
+            masked = _URL_IN_TEXT.sub(lambda match: mask_url(match.group(0)), value)  # each URL of a text (installHint)
             if masked != value:
                 self.seen.add(value)
             return masked
@@ -594,7 +595,7 @@ class _Masker(object):
             out = []
             for item in items:
                 if isinstance(item, dict):
-                    out.append(dict((k, v if k == "name" else self.everything(v)) for k, v in item.items()))
+                    out.append(dict((k, v) if k == "name" else (self.key(k, i), self.everything(v)) for i, (k, v) in enumerate(item.items())))
                 else:
                     out.append(self.everything(item))
             return out

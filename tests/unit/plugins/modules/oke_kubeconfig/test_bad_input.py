@@ -665,3 +665,9 @@ def test_mask_url(url, masked):
 )
 def test_looks_secret(value, secret):
     assert kc.looks_secret(value) is secret
+
+
+def test_urls_inside_text_are_masked_one_by_one():
+    doc = {"users": [{"name": "u", "user": {"exec": {"command": "x", "installHint": "get it from https://a:SECRET-hint@h/x, then run it"}}}]}
+    hint = kc.mask(doc)["users"][0]["user"]["exec"]["installHint"]
+    assert hint == "get it from https://********@h/x, then run it"
