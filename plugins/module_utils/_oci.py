@@ -535,13 +535,14 @@ def ensure_oke_kubeconfig(params, check_mode=False, want_diff=False):
     new_doc = kc.shape_oke(oke_doc, cluster_id, context=params.get("context"), exec_args=exec_args, token=token)
     cluster_name, user_name, context_name = kc.names(new_doc)
 
+    existing_plain = kc.to_plain(existing_doc) if existing_doc is not None else None
     if merge:
-        want = kc.merge(existing_doc, new_doc, set_current_context=set_current)
+        want = kc.merge(existing_doc, new_doc, set_current_context=set_current, in_place=True)
     else:
         want = kc.replace(new_doc, set_current_context=set_current)
 
     want_mode = state.want_mode()
-    content_changed = not state.exists or existing_doc is None or not kc.same(existing_doc, want)
+    content_changed = not state.exists or existing_plain is None or not kc.same(existing_plain, want)
     mode_changed = state.exists and state.mode != want_mode
     changed = content_changed or mode_changed
     if changed and not check_mode:
@@ -570,7 +571,7 @@ def ensure_oke_kubeconfig(params, check_mode=False, want_diff=False):
     if warnings:
         result["warnings"] = warnings
     if want_diff:
-        result["diff"] = _diff(state, existing_doc, want, user_name, dest, want_mode, mode_changed)
+        result["diff"] = _diff(state, existing_plain, want, user_name, dest, want_mode, mode_changed)
     return result
 
 
@@ -586,8 +587,8 @@ def _diff(state, existing_doc, want, user_name, dest, want_mode, mode_changed):
     elif existing_doc is None:
         before = "# (not a valid kubeconfig)\n"
     else:
-        before = kc.render(masked_before)
+        before = kc.render_plain(masked_before)
     before_header = dest if state.exists else "%s (absent)" % dest
     if mode_changed:
         before_header += " (mode %04o)" % state.mode
-    return dict(before=before, after=kc.render(masked_after), before_header=before_header, after_header="%s (mode %04o)" % (dest, want_mode))
+    return dict(before=before, after=kc.render_plain(masked_after), before_header=before_header, after_header="%s (mode %04o)" % (dest, want_mode))
