@@ -473,7 +473,7 @@ BAD_OPTIONS = [
     (dict(config_file_location="/tmp/x\x00y"), "config_file_location must not contain a NUL character"),
     (dict(endpoint="PUBLIC"), "value of endpoint must be one of"),
     (dict(credential="password"), "value of credential must be one of"),
-    (dict(timeout="soon"), "timeout"),
+    (dict(timeout="soon"), "argument 'timeout' is of type"),
 ]
 
 
