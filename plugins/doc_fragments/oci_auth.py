@@ -36,13 +36,15 @@ options:
     type: str
   region:
     description:
-      - OCI region identifier, for example C(us-ashburn-1).
+      - OCI region identifier, for example C(us-ashburn-1) (lower case letters, digits and dashes).
       - Defaults to the region of the config profile, then to the region named in the cluster OCID.
       - Falls back to the environment variable E(OCI_REGION).
     type: str
   tenancy:
     description:
       - OCID of the tenancy, overriding the profile's C(tenancy). Falls back to E(OCI_TENANCY).
+      - OCIDs (here, in O(api_user) and in C(cluster_id)) are matched whole; a trailing newline or space fails the check,
+        which runs before any call.
     type: str
   api_user:
     description:
@@ -51,6 +53,7 @@ options:
   api_user_fingerprint:
     description:
       - Fingerprint of the user's API key, overriding the profile's C(fingerprint). Falls back to E(OCI_USER_FINGERPRINT).
+      - 16 pairs of hex digits separated by colons.
     type: str
   api_user_key_file:
     description:
@@ -63,16 +66,21 @@ options:
   service_endpoint:
     description:
       - Container Engine endpoint URL to use instead of the regional one (for example a private endpoint or a test stub).
+      - Must be an C(https://) URL with a host, without user information, query or fragment. C(http://) is accepted only
+        for a loopback address (C(localhost), C(127.0.0.0/8), C(::1)), because the signed requests would otherwise travel
+        in clear text.
     type: str
   timeout:
     description:
       - Read timeout of each OCI request in seconds (the connect timeout is the smaller of this and 10).
+      - Greater than 0 and at most 300. One run waits at most O(timeout) x (O(retries) + 1) + 8 x O(retries) seconds for OCI.
     type: float
     default: 30.0
   retries:
     description:
-      - How many times a failed request is retried (connection errors, timeouts, 429 and 5xx answers), with backoff.
-      - V(0) disables retries.
+      - How many times a failed request is retried (connection errors, timeouts, 429 and 5xx answers), with backoff
+        of at most 8 seconds between attempts.
+      - From V(0) (no retries) to V(10).
     type: int
     default: 3
 requirements:

@@ -14,8 +14,15 @@ __metaclass__ = type
 import base64
 import datetime
 import importlib.util
+import ipaddress
+import math
 import os
 import re
+
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # pragma: no cover - Python 2 is not supported
+    from urlparse import urlsplit
 
 from ansible.module_utils.basic import env_fallback
 from ansible_collections.okemesh.istio.plugins.module_utils import _kubeconfig as kc
@@ -30,8 +37,16 @@ DEFAULT_CONFIG_FILE = os.path.join("~", ".oci", "config")
 DEFAULT_PROFILE = "DEFAULT"
 TOKEN_LIFETIME = datetime.timedelta(minutes=4)  # what `oci ce cluster generate-token` announces
 
-# ocid1.<resource type>.<realm>.[region][.future use].<unique id>
-_OCID = re.compile(r"^ocid1\.(?P<type>[a-z0-9]+)\.(?P<realm>[a-z0-9]+)\.(?P<region>[a-z0-9-]*)(\.[a-z0-9-]*)?\.(?P<unique>[a-z0-9]{6,})$")
+# ocid1.<resource type>.<realm>.[region][.future use].<unique id>; matched whole (fullmatch), ASCII only
+_OCID = re.compile(r"ocid1\.(?P<type>[a-z0-9]+)\.(?P<realm>[a-z0-9]+)\.(?P<region>[a-z0-9-]*)(\.[a-z0-9-]*)?\.(?P<unique>[a-z0-9]{6,})", re.ASCII)
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){15}", re.ASCII)
+_REGION = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", re.ASCII)
+_LOOPBACK_HOSTS = ("localhost", "::1")
+TIMEOUT_MAX = 300.0  # seconds per request
+RETRIES_MAX = 10
+RETRY_WAIT_MAX = 8  # seconds between attempts (the OCI SDK's exponential backoff, capped)
+NAME_MAX = 253  # context names: a practical bound (a DNS subdomain's length)
+SECURITY_TOKEN_MAX_BYTES = 64 * 1024
 
 # option specs shared with the doc fragment okemesh.istio.oci_auth (keep both in step);
 # the environment fallbacks are the variables oracle.oci users already export
@@ -51,22 +66,40 @@ OCI_AUTH_ARG_SPEC = dict(
 )
 
 
-def parse_ocid(value, kind, option):
-    """Check that ``value`` is an OCID of ``kind`` (e.g. 'cluster'); return its parts. No network."""
-    match = _OCID.match(value or "")
+def _ocid_problem(value, kind):
+    """Why ``value`` is not an OCID of ``kind`` (None when it is one). Never quotes the value."""
+    if not isinstance(value, str) or not value:
+        return "it is empty"
+    for pos, char in enumerate(value):
+        if char.isspace() or ord(char) < 32 or ord(char) == 127:
+            return "it contains whitespace or a control character at position %d (a trailing newline or space counts)" % (pos + 1)
+        if ord(char) > 127:
+            return "it contains a non-ASCII character at position %d" % (pos + 1)
+    if not value.startswith("ocid1."):
+        return "it does not start with ocid1."
+    match = _OCID.fullmatch(value)
     if not match:
-        raise InputError(
-            "%s %r is not a well-formed OCID (expected ocid1.%s.<realm>.<region>.<unique id>)" % (option, value, kind),
-            option=option,
-        )
+        return "expected ocid1.%s.<realm>.<region>.<unique id> in lower case letters, digits and dashes" % kind
     if match.group("type") != kind:
-        raise InputError("%s must be an OCID of a %s, got one of a %s (%s)" % (option, kind, match.group("type"), value), option=option)
-    return match.groupdict()
+        return "it is the OCID of a %s, not of a %s" % (match.group("type"), kind)
+    return None
+
+
+def parse_ocid(value, kind, option):
+    """Check that ``value`` is an OCID of ``kind`` (e.g. 'cluster'); return its parts. No network.
+
+    The whole string must match (a trailing newline fails); the error says what is wrong
+    without echoing the value.
+    """
+    problem = _ocid_problem(value, kind)
+    if problem:
+        raise InputError("%s is not a well-formed OCID of a %s: %s" % (option, kind, problem), option=option)
+    return _OCID.fullmatch(value).groupdict()
 
 
 def region_from_ocid(ocid):
     """The region named in an OCID as a full identifier, or None (short keys are expanded)."""
-    match = _OCID.match(ocid or "")
+    match = _OCID.fullmatch(ocid or "") if isinstance(ocid, str) else None
     if not match or not match.group("region"):
         return None
     region = match.group("region")
@@ -78,6 +111,91 @@ def region_from_ocid(ocid):
         return oci.regions.REGIONS_SHORT_NAMES.get(region)
     except ImportError:  # pragma: no cover
         return None
+
+
+def check_service_endpoint(value):
+    """``service_endpoint`` must be an https URL (http only to a loopback address), without
+    credentials, query or fragment. Raises InputError without echoing the value."""
+    hint = "such as https://containerengine.us-ashburn-1.oraclecloud.com (http:// is accepted only for a loopback address)"
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in value):
+        raise InputError("service_endpoint must be a URL without spaces or control characters, %s" % hint, option="service_endpoint")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        valid = parts.port != 0  # .port raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InputError("service_endpoint is not a valid URL (bad host or port); it must be a URL %s" % hint, option="service_endpoint")
+    if parts.scheme not in ("https", "http") or not host:
+        raise InputError("service_endpoint must be a URL with scheme and host, %s" % hint, option="service_endpoint")
+    if parts.username is not None or parts.password is not None:
+        raise InputError("service_endpoint must not carry credentials (user:password@); OCI requests are signed", option="service_endpoint")
+    if parts.query or parts.fragment:
+        raise InputError("service_endpoint must not have a query or fragment, %s" % hint, option="service_endpoint")
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise InputError(
+            "service_endpoint uses http:// to a host that is not a loopback address: signed OCI requests would travel in clear text; use https://",
+            option="service_endpoint",
+        )
+
+
+def _is_loopback(host):
+    if host in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bad_text(value):
+    return any(ord(char) < 32 or ord(char) == 127 for char in value)
+
+
+def validate_params(params):
+    """Range and form checks of every option, before any file is read or any call is made.
+
+    Messages name the option and what is wrong, never the value.
+    """
+    for name, value in sorted(params.items()):
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError("%s must not contain a NUL character" % name, option=name)
+    parse_ocid(params.get("cluster_id"), "cluster", "cluster_id")
+    for name, kind in (("tenancy", "tenancy"), ("api_user", "user")):
+        if params.get(name) not in (None, ""):
+            parse_ocid(params[name], kind, name)
+    fingerprint = params.get("api_user_fingerprint")
+    if fingerprint not in (None, "") and not _FINGERPRINT.fullmatch(fingerprint):
+        raise InputError(
+            "api_user_fingerprint is not a key fingerprint (16 pairs of hex digits separated by colons, as the OCI console shows it)",
+            option="api_user_fingerprint",
+        )
+    region = params.get("region")
+    if region not in (None, "") and (len(region) > 64 or not _REGION.fullmatch(region)):
+        raise InputError("region must be an OCI region identifier such as us-ashburn-1 (lower case letters, digits and dashes)", option="region")
+    if params.get("service_endpoint") not in (None, ""):
+        check_service_endpoint(params["service_endpoint"])
+    timeout = params.get("timeout")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or math.isnan(timeout) or not 0 < timeout <= TIMEOUT_MAX):
+        raise InputError("timeout must be a number of seconds greater than 0 and at most %d" % TIMEOUT_MAX, option="timeout")
+    retries = params.get("retries")
+    if retries is not None and not 0 <= retries <= RETRIES_MAX:
+        raise InputError("retries must be between 0 and %d" % RETRIES_MAX, option="retries")
+    context = params.get("context")
+    if context is not None:
+        if context == "" or context != context.strip() or _bad_text(context) or len(context) > NAME_MAX:
+            raise InputError(
+                "context must be a non-empty name of at most %d characters, without control characters or leading/trailing spaces "
+                "(omit it for OKE's names)" % NAME_MAX,
+                option="context",
+            )
+    for name in ("config_profile_name", "config_file_location", "api_user_key_file", "dest"):
+        value = params.get(name)
+        if isinstance(value, str) and _bad_text(value):
+            raise InputError("%s must not contain control characters (a newline, a tab)" % name, option=name)
+    if params.get("dest") is not None and params["dest"] == "":
+        raise InputError("dest must be the path of a kubeconfig file", option="dest")
 
 
 def _param(params, name):
@@ -123,6 +241,8 @@ def _load_config_file(location, profile, explicit):
 
     path = os.path.expanduser(location)
     if not os.path.isfile(path):
+        if os.path.lexists(path):
+            raise InputError("OCI config file %s is not a regular file (config_file_location)" % location, option="config_file_location")
         if explicit:
             raise InputError("OCI config file %s does not exist (config_file_location)" % location, option="config_file_location")
         return None
@@ -150,6 +270,8 @@ def _load_private_key(key_file, pass_phrase, what):
     if not key_file:
         raise InputError("No private key for %s: set key_file in the profile or api_user_key_file" % what, option="api_user_key_file")
     if not os.path.isfile(path):
+        if os.path.lexists(path):
+            raise InputError("Private key file %s for %s is not a regular file" % (key_file, what), option="api_user_key_file")
         raise InputError("Private key file %s for %s does not exist" % (key_file, what), option="api_user_key_file")
     if not os.access(path, os.R_OK):
         raise InputError("Private key file %s for %s is not readable by this user" % (key_file, what), option="api_user_key_file")
@@ -208,11 +330,15 @@ def build_auth(params):
         token_file = config.get("security_token_file")
         if not token_file:
             raise InputError("auth_type=security_token: profile %s of %s has no security_token_file (run `oci session authenticate`)" % (profile, location))
-        try:
-            with open(os.path.expanduser(token_file), "r") as handle:
-                token = handle.read().strip()
-        except OSError as exc:
-            raise InputError("auth_type=security_token: cannot read security_token_file %s (%s)" % (token_file, exc.strerror))
+        state = kc.read_state(
+            os.path.expanduser(token_file), what="security_token_file", max_bytes=SECURITY_TOKEN_MAX_BYTES, option="security_token_file",
+            hint="run `oci session authenticate` again",
+        )
+        if not state.exists:
+            raise InputError(
+                "auth_type=security_token: security_token_file %s of profile %s does not exist (run `oci session authenticate`)" % (token_file, profile)
+            )
+        token = state.text.strip()
         key_file = _param(params, "api_user_key_file") or config.get("key_file")
         pass_phrase = _param(params, "api_user_key_pass_phrase") or config.get("pass_phrase")
         key = _load_private_key(key_file, pass_phrase, "the session of profile %s" % profile)
@@ -251,13 +377,20 @@ def resolve_region(params, auth, cluster_id):
     return region
 
 
+def total_wait(timeout, retries):
+    """Upper bound, in whole seconds, of one kubeconfig request with its retries."""
+    return int(math.ceil(timeout * (retries + 1) + RETRY_WAIT_MAX * retries))
+
+
 def container_engine_client(auth, region, service_endpoint=None, timeout=30.0, retries=3):
     import oci
 
     config = dict(auth.config, region=region)
     if retries > 0:
         retry_strategy = oci.retry.RetryStrategyBuilder(
-            max_attempts=retries + 1, total_elapsed_time_seconds=max(60, int(timeout) * (retries + 1)), retry_max_wait_between_calls_seconds=8
+            max_attempts=retries + 1,
+            total_elapsed_time_seconds=total_wait(timeout, retries),
+            retry_max_wait_between_calls_seconds=RETRY_WAIT_MAX,
         ).get_retry_strategy()
     else:
         retry_strategy = oci.retry.NoneRetryStrategy()
@@ -350,44 +483,45 @@ def mint_token(signer, region, cluster_id, now=None):
     return token, start + TOKEN_LIFETIME
 
 
+def _read_existing(dest, merge):
+    """(FileState, round-trip document or None) of the file at ``dest``; see the module's rules."""
+    state = kc.read_state(dest, need_text=merge)
+    if not state.exists or not state.readable:
+        return state, None
+    if merge:
+        return state, kc.parse(state.text, source="existing kubeconfig %s" % dest, keep_layout=True)
+    try:
+        return state, kc.parse(state.text, source=dest)
+    except InputError:
+        return state, None  # replaced anyway
+
+
 def ensure_oke_kubeconfig(params, check_mode=False, want_diff=False):
     """The service behind okemesh.istio.oke_kubeconfig. Returns the module result dict."""
+    validate_params(params)
     cluster_id = params["cluster_id"]
-    parse_ocid(cluster_id, "cluster", "cluster_id")
-    for name, kind in (("tenancy", "tenancy"), ("api_user", "user")):
-        if params.get(name):
-            parse_ocid(params[name], kind, name)
-    if params.get("timeout") is not None and params["timeout"] <= 0:
-        raise InputError("timeout must be greater than 0", option="timeout")
-    if params.get("retries") is not None and params["retries"] < 0:
-        raise InputError("retries must not be negative", option="retries")
     dest = os.path.expanduser(params.get("dest") or os.path.join("~", ".kube", "config"))
     merge = params.get("merge", True)
     set_current = params.get("set_current_context", True)
     credential = params.get("credential") or "exec"
     warnings = []
 
-    existing_text, existing_mode = kc.read_file(dest)
-    existing_doc = None
-    if existing_text is not None:
-        if merge:
-            existing_doc = kc.parse(existing_text, source="existing kubeconfig %s" % dest)
-        else:
-            try:
-                existing_doc = kc.parse(existing_text, source=dest)
-            except InputError:
-                existing_doc = None  # replaced anyway
+    state, existing_doc = _read_existing(dest, merge)
+    if state.exists and state.nlink > 1:
+        warnings.append("kubeconfig %s has %d hard links; a write replaces this name only, the other links keep the old content" % (dest, state.nlink))
 
     auth = build_auth(params)
     region = resolve_region(params, auth, cluster_id)
     named = region_from_ocid(cluster_id)
     if named and named != region:
         warnings.append("cluster_id names region %s but region is %s" % (named, region))
+    timeout = params.get("timeout") or 30.0
+    retries = params.get("retries")
     client = container_engine_client(
-        auth, region, service_endpoint=params.get("service_endpoint"), timeout=params.get("timeout") or 30.0, retries=params.get("retries", 3)
+        auth, region, service_endpoint=params.get("service_endpoint"), timeout=timeout, retries=3 if retries is None else retries
     )
     text = fetch_kubeconfig(client, cluster_id, params["endpoint"], auth, region)
-    oke_doc = kc.parse(text, source="the kubeconfig OCI returned")
+    oke_doc = kc.parse(text, source="the kubeconfig OCI returned", hint="OKE answers a kubeconfig: check that service_endpoint is a Container Engine endpoint")
 
     token = expires = None
     if credential == "token":
@@ -401,22 +535,21 @@ def ensure_oke_kubeconfig(params, check_mode=False, want_diff=False):
     new_doc = kc.shape_oke(oke_doc, cluster_id, context=params.get("context"), exec_args=exec_args, token=token)
     cluster_name, user_name, context_name = kc.names(new_doc)
 
+    existing_plain = kc.to_plain(existing_doc) if existing_doc is not None else None
     if merge:
-        want = kc.merge(existing_doc, new_doc, set_current_context=set_current)
+        want = kc.merge(existing_doc, new_doc, set_current_context=set_current, in_place=True)
     else:
         want = kc.replace(new_doc, set_current_context=set_current)
 
-    content_changed = existing_text is None or existing_doc is None or not kc.same(existing_doc, want)
-    mode_changed = existing_mode is not None and existing_mode != kc.KUBECONFIG_MODE
+    want_mode = state.want_mode()
+    content_changed = not state.exists or existing_plain is None or not kc.same(existing_plain, want)
+    mode_changed = state.exists and state.mode != want_mode
     changed = content_changed or mode_changed
     if changed and not check_mode:
         if content_changed:
-            kc.atomic_write(dest, kc.render(want))
+            warnings.extend(kc.atomic_write(state, kc.render(want), mode=want_mode))
         else:
-            try:
-                os.chmod(dest, kc.KUBECONFIG_MODE)
-            except OSError as exc:
-                raise InputError("Cannot set mode 0600 on %s: %s" % (dest, exc.strerror))
+            kc.set_mode(state, want_mode)
 
     result = dict(
         changed=changed,
@@ -424,7 +557,7 @@ def ensure_oke_kubeconfig(params, check_mode=False, want_diff=False):
         cluster_id=cluster_id,
         region=region,
         endpoint=params["endpoint"],
-        server=new_doc["clusters"][0]["cluster"]["server"],
+        server=kc.mask_url(new_doc["clusters"][0]["cluster"]["server"]),
         cluster_name=cluster_name,
         user_name=user_name,
         context=context_name,
@@ -438,14 +571,24 @@ def ensure_oke_kubeconfig(params, check_mode=False, want_diff=False):
     if warnings:
         result["warnings"] = warnings
     if want_diff:
-        if existing_text is None:
-            before = ""
-        elif existing_doc is None:
-            before = "# (not a valid kubeconfig)\n"
-        else:
-            before = kc.render(kc.mask(existing_doc))
-        before_header = dest if existing_text is not None else "%s (absent)" % dest
-        if mode_changed:
-            before_header += " (mode %04o)" % existing_mode
-        result["diff"] = dict(before=before, after=kc.render(kc.mask(want)), before_header=before_header, after_header="%s (mode 0600)" % dest)
+        result["diff"] = _diff(state, existing_plain, want, user_name, dest, want_mode, mode_changed)
     return result
+
+
+def _diff(state, existing_doc, want, user_name, dest, want_mode, mode_changed):
+    """Before/after with every credential masked (comments are not shown: they may hold anything)."""
+    own_user = next((u for u in want.get("users") or [] if u.get("name") == user_name), {})
+    own_args = ((own_user.get("user") or {}).get("exec") or {}).get("args") or []
+    masked_before, masked_after = kc.mask_pair(existing_doc, want, own_user=user_name, own_args=own_args)
+    if not state.exists:
+        before = ""
+    elif not state.readable:
+        before = "# (not read: larger than %d bytes)\n" % kc.MAX_FILE_BYTES
+    elif existing_doc is None:
+        before = "# (not a valid kubeconfig)\n"
+    else:
+        before = kc.render_plain(masked_before)
+    before_header = dest if state.exists else "%s (absent)" % dest
+    if mode_changed:
+        before_header += " (mode %04o)" % state.mode
+    return dict(before=before, after=kc.render_plain(masked_after), before_header=before_header, after_header="%s (mode %04o)" % (dest, want_mode))

@@ -14,8 +14,12 @@ version_added: 0.1.0
 description:
   - Asks the OCI Container Engine API for the kubeconfig of an OKE cluster (what C(oci ce cluster create-kubeconfig) does)
     and merges it into, or replaces, a kubeconfig file.
-  - The file is written atomically with mode C(0600). A run with the same inputs that finds the same content reports
-    no change and does not rewrite the file.
+  - The file is written atomically (a temporary file in the same directory, renamed over it). A new file gets mode C(0600).
+    An existing file keeps its owner, its group and its owner permission bits (at least read); its group and other
+    permission bits are removed, because a kubeconfig holds credentials. A run that cannot give the new file the old
+    owner writes nothing and fails. If the file changes between the module's read and its write, nothing is written.
+  - A merge keeps the comments, key order, quoting and list indentation of the existing file (a ruamel.yaml round trip).
+  - A run with the same inputs that finds the same content reports no change and does not rewrite the file.
   - The user entry is either the standard exec plugin (C(oci ce cluster generate-token)), to which the module adds the
     C(--auth), C(--profile) and C(--config-file) arguments the chosen authentication needs (the CLI's own output omits
     them), or a bearer token minted by the module, so automation can reach the cluster without the C(oci) CLI.
@@ -42,6 +46,11 @@ options:
   dest:
     description:
       - Path of the kubeconfig file to write.
+      - A symlink to a regular file is written through (the link stays a link). A dangling symlink, a symlink loop, a
+        directory, a FIFO, a device or a socket is refused with an error, in check mode too; nothing is created or replaced.
+      - With O(merge=true) the existing file must be a valid kubeconfig of at most 8 MiB (no more than 64 levels of flow
+        nesting, YAML aliases expanding to no more than 200,000 nodes, unique entry names). Errors give the line and column,
+        never the content. O(merge=false) replaces a file that is not.
     type: path
     default: ~/.kube/config
   context:
@@ -49,6 +58,7 @@ options:
       - Name of the context to write. When set, the cluster and user entries get this name too, so kubeconfigs
         for several endpoints of one cluster can live in one file.
       - Default is OKE's names (C(context-<suffix>), C(cluster-<suffix>), C(user-<suffix>)).
+      - At most 253 characters, not empty, without control characters or leading or trailing spaces.
     type: str
   merge:
     description:
@@ -81,14 +91,27 @@ attributes:
     description: Predicts the change from the kubeconfig OCI returns; writes nothing.
   diff_mode:
     support: full
-    description: Shows the kubeconfig before and after, with credentials masked.
+    description: Shows the kubeconfig before and after, with every credential masked (see the notes); comments are not shown.
   idempotent:
     description: When run twice in a row with the same options, the second run reports no change.
     support: partial
     details: Idempotent with O(credential=exec); O(credential=token) mints a new token, so it reports a change on later runs.
 notes:
-  - C(oci ce cluster create-kubeconfig) writes the file with mode 0644; this module always uses 0600.
+  - C(oci ce cluster create-kubeconfig) writes a new file with mode 0644; this module uses 0600.
   - The OCI request that returns the kubeconfig is a read; nothing changes in OCI.
+  - "What the diff masks: not a list of key names but an allowlist by structure. In C(users), only entry names, C(username),
+    impersonation names, certificate/key/token file paths, the exec C(command), C(apiVersion), C(installHint) and flags,
+    C(env) names and the auth-provider C(name) are shown. Token, password, C(client-key-data), C(client-certificate-data),
+    exec C(env) values, auth-provider C(config) values, extensions and any unknown key are masked."
+  - "Exec C(args) are masked in every user entry except the one this module writes, and there every argument that is not
+    one the module itself writes is masked: tools pass tokens as arguments (C(--token X), C(--password=X), positional
+    values) and no list of flag names is complete. C(server) and C(proxy-url) lose their userinfo and query values. Any
+    string shaped like a private key, a JWT or an Authorization header value is masked wherever it is. A secret that the
+    run changes shows as C(********) followed by the word C(changed) in the after view."
+  - Errors name the file, line and column or the option, never a value of the file; OCIDs are described, not echoed.
+  - A file with several hard links is replaced under its name only (a warning says so); the other links keep the old content.
+requirements:
+  - ruamel.yaml (on the host that runs the module)
 seealso:
   - name: Downloading a kubeconfig file to enable cluster access
     description: The OKE documentation of the same operation.
@@ -182,7 +205,7 @@ token_expiration:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import OkemeshError
-from ansible_collections.okemesh.istio.plugins.module_utils._kubeconfig import HAS_YAML
+from ansible_collections.okemesh.istio.plugins.module_utils._kubeconfig import HAS_RUAMEL, RUAMEL_IMPORT_ERROR
 from ansible_collections.okemesh.istio.plugins.module_utils._oci import CREDENTIALS, ENDPOINTS, HAS_OCI, OCI_AUTH_ARG_SPEC, ensure_oke_kubeconfig
 
 
@@ -205,8 +228,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     if not HAS_OCI:
         module.fail_json(msg=missing_required_lib("oci"))
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"))
+    if not HAS_RUAMEL:
+        module.fail_json(msg=missing_required_lib("ruamel.yaml"), exception=str(RUAMEL_IMPORT_ERROR))
     try:
         result = ensure_oke_kubeconfig(module.params, check_mode=module.check_mode, want_diff=module._diff)
     except OkemeshError as err:

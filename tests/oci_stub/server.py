@@ -71,6 +71,9 @@ class StubCluster:
     public_ip: str | None = "203.0.113.10"
     private_ip: str = "10.0.0.10"
     vcn_hostname: bool = True
+    # fault knob: the body answered instead of the kubeconfig (bytes as they are), to test how a
+    # client copes with a broken answer; OKE itself always answers a kubeconfig
+    content_override: bytes | None = None
 
     @property
     def suffix(self) -> str:
@@ -323,7 +326,8 @@ class OCIStub:
                     record["status"] = 400
                     return self._error(400, "InvalidParameter", f"The cluster does not have a {endpoint} endpoint")
                 record["status"] = 200
-                self._answer(200, cluster.kubeconfig(endpoint).encode(), "application/x-yaml")
+                body = cluster.content_override if cluster.content_override is not None else cluster.kubeconfig(endpoint).encode()
+                self._answer(200, body, "application/x-yaml")
 
             do_POST = do_GET = do_PUT = do_DELETE = _handle
 

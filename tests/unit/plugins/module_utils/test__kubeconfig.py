@@ -128,8 +128,8 @@ def test_mask_hides_credentials_only():
     doc = kc.merge(OTHER, kc.shape_oke(OKE, CLUSTER, token="SECRET-TOKEN"))
     text = kc.render(kc.mask(doc))
     assert "SECRET-TOKEN" not in text and "S0VZ" not in text
-    assert text.count(kc.MASK) == 2
-    assert "Q0VSVA==" in text  # a client certificate is not a secret
+    assert text.count(kc.MASK) == 3   # token, client key and (masked by structure: all of a user's data) client certificate
+    assert "Q0E=" in text  # a cluster's CA data is not a secret
     assert "https://127.0.0.1:6443" in text
 
 
@@ -148,12 +148,12 @@ def test_parse_errors_do_not_echo_content():
 
 def test_atomic_write_creates_0600_and_leaves_no_temp(tmp_path):
     dest = tmp_path / "sub" / "config"
-    kc.atomic_write(str(dest), "a: 1\n")
+    kc.atomic_write(kc.read_state(str(dest)), "a: 1\n")
     assert dest.read_text() == "a: 1\n"
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     dest.chmod(0o644)
-    kc.atomic_write(str(dest), "a: 2\n")
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    kc.atomic_write(kc.read_state(str(dest)), "a: 2\n")
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600   # group and other bits are dropped
     assert sorted(os.listdir(dest.parent)) == ["config"]
 
 
@@ -162,7 +162,7 @@ def test_atomic_write_follows_symlink(tmp_path):
     target.write_text("old")
     link = tmp_path / "link"
     link.symlink_to(target)
-    kc.atomic_write(str(link), "new\n")
+    kc.atomic_write(kc.read_state(str(link)), "new\n")
     assert link.is_symlink() and target.read_text() == "new\n"
 
 

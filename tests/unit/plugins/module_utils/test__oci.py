@@ -63,7 +63,7 @@ def test_parse_ocid_accepts(value):
         ("cluster-1234", "not a well-formed OCID"),
         ("ocid1.cluster.oc1.iad.", "not a well-formed OCID"),
         ("ocid1.cluster.oc1.iad.AAAA AAAA", "not a well-formed OCID"),
-        (USER, "OCID of a cluster, got one of a user"),
+        (USER, "the OCID of a user, not of a cluster"),
     ],
 )
 def test_parse_ocid_rejects(value, message):

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.okemesh.istio.plugins.modules import oke_kubeconfig
 from tests.oci_stub.identity import CLUSTER, make_identity
 
 # The comparison with the CLI is part of the contract: oci-cli is in requirements-dev.txt, so a
@@ -37,34 +35,12 @@ OTHER = {
 }
 
 
-def run(capsys, **args):
-    """Run the module; return (result dict, failed flag)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
-        oke_kubeconfig.main()
-    out = capsys.readouterr().out
-    result = json.loads(out)
-    result["_raw"] = out
-    return result, exit_info.value.code != 0
-
-
-@pytest.fixture
-def args(oci_identity, oci_stub, tmp_path):
-    return dict(
-        cluster_id=CLUSTER,
-        dest=str(tmp_path / "kube" / "config"),
-        config_file_location=str(oci_identity.config_file),
-        service_endpoint=oci_stub.url,
-        retries=0,
-        timeout=5,
-    )
-
-
 def load(path):
     return yaml.safe_load(Path(path).read_text())
 
 
-def test_creates_0600_kubeconfig(capsys, args, oci_stub):
-    result, failed = run(capsys, **args)
+def test_creates_0600_kubeconfig(run, args, oci_stub):
+    result, failed = run(**args)
     assert not failed and result["changed"] is True
     assert stat.S_IMODE(os.stat(args["dest"]).st_mode) == 0o600
     doc = load(args["dest"])
@@ -81,102 +57,103 @@ def test_creates_0600_kubeconfig(capsys, args, oci_stub):
     assert result["dest"] == args["dest"] and result["region"] == "us-ashburn-1"
 
 
-def test_second_run_unchanged_and_not_rewritten(capsys, args):
-    run(capsys, **args)
+def test_second_run_unchanged_and_not_rewritten(run, args):
+    run(**args)
     before = os.stat(args["dest"])
-    result, failed = run(capsys, **args)
+    result, failed = run(**args)
     after = os.stat(args["dest"])
     assert not failed and result["changed"] is False
     assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
 
 
-def test_equivalent_formatting_is_not_a_change(capsys, args):
-    run(capsys, **args)
+def test_equivalent_formatting_is_not_a_change(run, args):
+    run(**args)
     Path(args["dest"]).write_text(json.dumps(load(args["dest"]), indent=1))  # same content, other layout
     os.chmod(args["dest"], 0o600)
-    result, _exit = run(capsys, **args)
+    result, _exit = run(**args)
     assert result["changed"] is False
 
 
-def test_check_mode_predicts_and_writes_nothing(capsys, args, oci_stub):
-    result, failed = run(capsys, _ansible_check_mode=True, **args)
+def test_check_mode_predicts_and_writes_nothing(run, args, oci_stub):
+    result, failed = run(_ansible_check_mode=True, **args)
     assert not failed and result["changed"] is True
     assert not Path(args["dest"]).exists() and not Path(args["dest"]).parent.exists()
-    run(capsys, **args)
-    result, _exit = run(capsys, _ansible_check_mode=True, **args)
+    run(**args)
+    result, _exit = run(_ansible_check_mode=True, **args)
     assert result["changed"] is False
-    result, _exit = run(capsys, _ansible_check_mode=True, **dict(args, endpoint="PRIVATE_ENDPOINT"))
+    result, _exit = run(_ansible_check_mode=True, **dict(args, endpoint="PRIVATE_ENDPOINT"))
     assert result["changed"] is True
     assert load(args["dest"])["clusters"][0]["cluster"]["server"] == "https://203.0.113.10:6443"
 
 
-def test_merge_keeps_other_clusters(capsys, args):
+def test_merge_keeps_other_clusters(run, args):
     Path(args["dest"]).parent.mkdir(parents=True)
     Path(args["dest"]).write_text(yaml.safe_dump(OTHER))
-    result, _exit = run(capsys, **args)
+    result, _exit = run(**args)
     doc = load(args["dest"])
     assert result["changed"] is True
     assert [c["name"] for c in doc["clusters"]] == ["kind-dev", "cluster-c4tqmrsmy2d"]
     assert doc["users"][0] == OTHER["users"][0] and doc["contexts"][0] == OTHER["contexts"][0]
     assert doc["current-context"] == "context-c4tqmrsmy2d"
     # switching endpoint replaces our entry in place and keeps the others
-    run(capsys, **dict(args, endpoint="PRIVATE_ENDPOINT"))
+    run(**dict(args, endpoint="PRIVATE_ENDPOINT"))
     doc = load(args["dest"])
     assert [c["cluster"]["server"] for c in doc["clusters"]] == ["https://127.0.0.1:6443", "https://10.0.0.10:6443"]
 
 
-def test_merge_without_current_context(capsys, args):
+def test_merge_without_current_context(run, args):
     Path(args["dest"]).parent.mkdir(parents=True)
     Path(args["dest"]).write_text(yaml.safe_dump(OTHER))
-    result, _exit = run(capsys, set_current_context=False, context="oke-prod", **args)
+    result, _exit = run(set_current_context=False, context="oke-prod", **args)
     doc = load(args["dest"])
     assert doc["current-context"] == "kind-dev" and result["current_context"] == "kind-dev"
     assert [c["name"] for c in doc["contexts"]] == ["kind-dev", "oke-prod"]
     assert doc["contexts"][1]["context"] == {"cluster": "oke-prod", "user": "oke-prod"}
 
 
-def test_replace_drops_other_clusters(capsys, args):
+def test_replace_drops_other_clusters(run, args):
     Path(args["dest"]).parent.mkdir(parents=True)
     Path(args["dest"]).write_text(yaml.safe_dump(OTHER))
-    result, _exit = run(capsys, merge=False, **args)
+    result, _exit = run(merge=False, **args)
     doc = load(args["dest"])
     assert result["changed"] is True and [c["name"] for c in doc["clusters"]] == ["cluster-c4tqmrsmy2d"]
-    assert run(capsys, merge=False, **args)[0]["changed"] is False
+    assert run(merge=False, **args)[0]["changed"] is False
 
 
-def test_replace_overwrites_unparsable_file_but_merge_refuses(capsys, args):
+def test_replace_overwrites_unparsable_file_but_merge_refuses(run, args):
     Path(args["dest"]).parent.mkdir(parents=True)
     Path(args["dest"]).write_text("clusters: [unclosed\n")
-    result, failed = run(capsys, **args)
+    result, failed = run(**args)
     assert failed and "is not valid YAML" in result["msg"] and "merge=false" in result["msg"]
-    result, failed = run(capsys, merge=False, **args)
+    result, failed = run(merge=False, **args)
     assert not failed and result["changed"] is True and load(args["dest"])["clusters"][0]["name"] == "cluster-c4tqmrsmy2d"
 
 
-def test_mode_is_corrected(capsys, args):
-    run(capsys, **args)
+def test_mode_is_corrected(run, args):
+    run(**args)
     content = Path(args["dest"]).read_text()
     os.chmod(args["dest"], 0o644)
-    result, _exit = run(capsys, _ansible_diff=True, **args)
+    result, _exit = run(_ansible_diff=True, **args)
     assert result["changed"] is True and stat.S_IMODE(os.stat(args["dest"]).st_mode) == 0o600
     assert Path(args["dest"]).read_text() == content
     assert "(mode 0644)" in result["diff"]["before_header"]
 
 
-def test_diff_masks_secrets(capsys, args):
+def test_diff_masks_secrets(run, args):
     Path(args["dest"]).parent.mkdir(parents=True)
     Path(args["dest"]).write_text(yaml.safe_dump(OTHER))
-    result, _exit = run(capsys, _ansible_diff=True, credential="token", **args)
+    result, _exit = run(_ansible_diff=True, credential="token", **args)
     diff = result["diff"]
     assert "dev-token-value" not in result["_raw"]
-    assert diff["before"].count("token: '********'") == 1 and diff["after"].count("token: '********'") == 2
+    assert diff["before"].count("token: '********'") == 1 and diff["after"].count("token: '********'") == 1
+    assert diff["after"].count("token: '******** (changed)'") == 1  # the minted token is new: masked, marked as changed
     assert "cluster-c4tqmrsmy2d" in diff["after"] and "cluster-c4tqmrsmy2d" not in diff["before"]
     minted = load(args["dest"])["users"][1]["user"]["token"]
     assert minted not in result["_raw"]
 
 
-def test_token_credential_verifies_and_always_changes(capsys, args, oci_stub):
-    result, _exit = run(capsys, credential="token", **args)
+def test_token_credential_verifies_and_always_changes(run, args, oci_stub):
+    result, _exit = run(credential="token", **args)
     doc = load(args["dest"])
     token = doc["users"][0]["user"]["token"]
     assert "exec" not in doc["users"][0]["user"]
@@ -184,54 +161,54 @@ def test_token_credential_verifies_and_always_changes(capsys, args, oci_stub):
     assert base64.urlsafe_b64decode(token).decode().startswith(f"https://containerengine.us-ashburn-1.oraclecloud.com/cluster_request/{CLUSTER}?")
     assert result["token_expiration"].endswith("Z") and result["exec_args"] == []
     time.sleep(1.05)  # the signature covers the Date header (1 s resolution): a later run mints another token
-    assert run(capsys, credential="token", **args)[0]["changed"] is True
+    assert run(credential="token", **args)[0]["changed"] is True
     assert load(args["dest"])["users"][0]["user"]["token"] != token
 
 
-def test_profile_is_added_to_exec(capsys, args, oci_identity):
+def test_profile_is_added_to_exec(run, args, oci_identity):
     oci_identity.write_config({"prod": {"user": oci_identity.user}})  # inherits the rest from DEFAULT
-    result, _exit = run(capsys, config_profile_name="prod", **args)
+    result, _exit = run(config_profile_name="prod", **args)
     assert result["exec_args"] == ["--config-file", args["config_file_location"], "--profile", "prod"]
     assert load(args["dest"])["users"][0]["user"]["exec"]["args"][-2:] == ["--profile", "prod"]
-    result, _exit = run(capsys, config_profile_name="prod", exec_auth_args=False, **args)
+    result, _exit = run(config_profile_name="prod", exec_auth_args=False, **args)
     assert result["changed"] is True and load(args["dest"])["users"][0]["user"]["exec"]["args"][-1] == "us-ashburn-1"
 
 
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (dict(cluster_id="ocid1.cluster.oc1.iad"), "cluster_id 'ocid1.cluster.oc1.iad' is not a well-formed OCID"),
-        (dict(cluster_id="ocid1.user.oc1..aaaaaaaaabcdef"), "cluster_id must be an OCID of a cluster"),
-        (dict(api_user="bob"), "api_user 'bob' is not a well-formed OCID"),
-        (dict(timeout=0), "timeout must be greater than 0"),
+        (dict(cluster_id="ocid1.cluster.oc1.iad"), "cluster_id is not a well-formed OCID of a cluster: expected ocid1.cluster."),
+        (dict(cluster_id="ocid1.user.oc1..aaaaaaaaabcdef"), "it is the OCID of a user, not of a cluster"),
+        (dict(api_user="bob"), "api_user is not a well-formed OCID of a user: it does not start with ocid1."),
+        (dict(timeout=0), "timeout must be a number of seconds greater than 0 and at most 300"),
     ],
 )
-def test_input_errors_before_any_call(capsys, args, oci_stub, bad, message):
-    result, failed = run(capsys, **dict(args, **bad))
+def test_input_errors_before_any_call(run, args, oci_stub, bad, message):
+    result, failed = run(**dict(args, **bad))
     assert failed and message in result["msg"]
     assert oci_stub.requests == [] and not Path(args["dest"]).exists()
 
 
-def test_oci_errors_leave_file_untouched(capsys, args, oci_stub):
+def test_oci_errors_leave_file_untouched(run, args, oci_stub):
     Path(args["dest"]).parent.mkdir(parents=True)
     Path(args["dest"]).write_text(yaml.safe_dump(OTHER))
     before = Path(args["dest"]).read_text()
-    result, failed = run(capsys, **dict(args, cluster_id="ocid1.cluster.oc1.iad.aaaaaaaamissing0000000000"))
+    result, failed = run(**dict(args, cluster_id="ocid1.cluster.oc1.iad.aaaaaaaamissing0000000000"))
     assert failed and "404 NotAuthorizedOrNotFound" in result["msg"] and result["status"] == 404 and result["opc_request_id"]
     oci_stub.api_keys.clear()
-    result, failed = run(capsys, **args)
+    result, failed = run(**args)
     assert failed and "401 NotAuthenticated" in result["msg"] and "auth_type=api_key" in result["msg"]
     assert Path(args["dest"]).read_text() == before
 
 
-def test_pass_phrase_never_echoed(capsys, args, tmp_path, oci_stub):
+def test_pass_phrase_never_echoed(run, args, tmp_path, oci_stub):
     ident = make_identity(oci_stub, tmp_path / "enc", pass_phrase="correct-horse")
     ident.pass_phrase = None
     ident.write_config({})
-    result, failed = run(capsys, **dict(args, config_file_location=str(ident.config_file), api_user_key_pass_phrase="battery-staple"))
+    result, failed = run(**dict(args, config_file_location=str(ident.config_file), api_user_key_pass_phrase="battery-staple"))
     assert failed and "passphrase is wrong" in result["msg"]
     assert "battery-staple" not in result["_raw"]
-    result, failed = run(capsys, **dict(args, config_file_location=str(ident.config_file), api_user_key_pass_phrase="correct-horse"))
+    result, failed = run(**dict(args, config_file_location=str(ident.config_file), api_user_key_pass_phrase="correct-horse"))
     assert not failed and "correct-horse" not in result["_raw"]
 
 
@@ -255,9 +232,9 @@ def home(tmp_path, oci_identity, monkeypatch):
 
 
 @pytest.mark.parametrize("endpoint", ["PUBLIC_ENDPOINT", "PRIVATE_ENDPOINT", "VCN_HOSTNAME", "LEGACY_KUBERNETES"])
-def test_same_content_as_oci_cli(capsys, home, oci_stub, endpoint):
+def test_same_content_as_oci_cli(run, home, oci_stub, endpoint):
     cli(home, oci_stub, "--file", str(home / "cli-config"), "--kube-endpoint", endpoint)
-    result, failed = run(capsys, cluster_id=CLUSTER, endpoint=endpoint, dest=str(home / "mod-config"), service_endpoint=oci_stub.url, retries=0)
+    result, failed = run(cluster_id=CLUSTER, endpoint=endpoint, dest=str(home / "mod-config"), service_endpoint=oci_stub.url, retries=0)
     assert not failed and result["exec_args"] == []
     assert load(home / "mod-config") == load(home / "cli-config")
     # documented difference: the CLI writes 0644, the module 0600
@@ -265,11 +242,11 @@ def test_same_content_as_oci_cli(capsys, home, oci_stub, endpoint):
     assert stat.S_IMODE(os.stat(home / "mod-config").st_mode) == 0o600
 
 
-def test_same_merge_as_oci_cli(capsys, home, oci_stub):
+def test_same_merge_as_oci_cli(run, home, oci_stub):
     for name in ("cli-config", "mod-config"):
         (home / name).write_text(yaml.safe_dump(OTHER))
     cli(home, oci_stub, "--file", str(home / "cli-config"), "--kube-endpoint", "PUBLIC_ENDPOINT")
-    run(capsys, cluster_id=CLUSTER, dest=str(home / "mod-config"), service_endpoint=oci_stub.url, retries=0)
+    run(cluster_id=CLUSTER, dest=str(home / "mod-config"), service_endpoint=oci_stub.url, retries=0)
     cli_doc, mod_doc = load(home / "cli-config"), load(home / "mod-config")
     # documented difference: the CLI copies OKE's empty `kind` over the file's; the module keeps the file's
     assert cli_doc.pop("kind") == "" and mod_doc.pop("kind") == "Config"
