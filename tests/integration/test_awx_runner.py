@@ -22,6 +22,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ansible_runner = pytest.importorskip("ansible_runner")
 
@@ -203,3 +206,80 @@ def test_site_through_ansible_runner_with_bearer_token_credential(kubesim, tmp_p
     assert list(tmp.glob("okemesh-k8s-auth.*")) == []
     assert_no_token_in_artifacts(pdd, "2", kubesim.token)
     shutil.rmtree(pdd / "artifacts")
+
+
+def oci_credential_files(pdd: Path, values: dict[str, str]) -> dict[str, str]:
+    """Inject the okemesh OCI credential type (awx/credential-types/oci.yml) as the controller does:
+    one private file per template, their paths in tower.filename; returns its environment."""
+    ctype = yaml.safe_load((REPO / "awx/credential-types/oci.yml").read_text())
+    jinja = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    names = [k.split(".", 1)[1] for k in ctype["injectors"]["file"]]
+    filename = type("filename", (), {n: str(pdd / f"tmp_oci_{n}") for n in names})
+    namespace = {f["id"]: values.get(f["id"], "") for f in ctype["inputs"]["fields"]}
+    namespace["tower"] = type("tower", (), {"filename": filename})
+    for key, template in ctype["injectors"]["file"].items():
+        path = pdd / f"tmp_oci_{key.split('.', 1)[1]}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(jinja.from_string(template).render(namespace))
+    return {var: jinja.from_string(t).render(namespace) for var, t in ctype["injectors"]["env"].items()}
+
+
+OCI_VALUES = {"user": "ocid1.user.oc1..aaaaaaaaexampleuser", "tenancy": "ocid1.tenancy.oc1..aaaaaaaaexampletenancy",
+              "fingerprint": "20:3b:97:13:55:1c:5b:0d:d3:37:d8:50:4e:c5:3a:34", "region": "eu-frankfurt-1",
+              "private_key": "", "passphrase": ""}
+CLUSTER_OCID = "ocid1.cluster.oc1.eu-frankfurt-1.aaaaaaaaexamplecluster"
+
+
+@pytest.mark.parametrize(("case", "names"), [
+    ("no-token", ["K8S_AUTH_API_KEY"]),
+    ("no-ca", ["K8S_AUTH_SSL_CA_CERT", "K8S_AUTH_VERIFY_SSL"]),
+    ("ca-missing", ["K8S_AUTH_SSL_CA_CERT", "is not a readable file"]),
+    ("not-a-url", ["K8S_AUTH_HOST is not a URL"]),
+    ("both-clusters", ["prereqs_cluster_id is set too", "K8S_AUTH_HOST"]),
+    ("survey-choice", ["value of istio_profile must be one of: default, ambient, got: sidecar",
+                       "value of gateway_oci_lb_type must be one of: , lb, nlb, got: alb"]),
+    ("oci-no-key", ["key_file", "is empty (no private key)", "prereqs_oci_config_file"]),
+    ("oci-no-key-line", ["key_file (the private key) is missing in"]),
+])
+def test_bad_input_fails_in_preflight_naming_the_variable_before_any_change(kubesim, tmp_path, clean_environ, case, names):
+    envvars: dict[str, str] = {}
+    extravars = {"istio_version": "1.30.0"}
+    if case == "no-token":
+        envvars["K8S_AUTH_API_KEY"] = ""
+    elif case == "no-ca":
+        envvars["K8S_AUTH_SSL_CA_CERT"] = ""
+    elif case == "ca-missing":
+        envvars["K8S_AUTH_SSL_CA_CERT"] = str(tmp_path / "nowhere.crt")
+    elif case == "not-a-url":
+        envvars["K8S_AUTH_HOST"] = "127.0.0.1:6443"
+    elif case == "both-clusters":
+        extravars["prereqs_cluster_id"] = CLUSTER_OCID
+    elif case == "survey-choice":
+        extravars.update(istio_profile="sidecar", gateway_oci_lb_type="alb")
+    pdd = private_data_dir(tmp_path, kubesim, envvars=envvars, extravars=extravars)
+    if case.startswith("oci-"):
+        # an OKE cluster with the OCI credential attached, and no bearer token credential
+        env = oci_credential_files(pdd, OCI_VALUES)
+        if case == "oci-no-key-line":
+            config = pdd / "tmp_oci_config"
+            config.write_text("".join(line + "\n" for line in config.read_text().splitlines() if not line.startswith("key_file")))
+        envvars = {**env, "K8S_AUTH_HOST": "", "K8S_AUTH_API_KEY": "", "K8S_AUTH_SSL_CA_CERT": ""}
+        current = json.loads((pdd / "env" / "envvars").read_text())
+        (pdd / "env" / "envvars").write_text(json.dumps({**current, **envvars}))
+        (pdd / "env" / "extravars").write_text(json.dumps({**extravars, "prereqs_cluster_id": CLUSTER_OCID}))
+
+    result = run(pdd, "1")
+    stdout = " ".join((pdd / "artifacts/1/stdout").read_text().split())
+    assert result.status == "failed", stdout[-3000:]
+    for name in names:
+        assert name in stdout, stdout[-3000:]
+    assert "Nothing was changed" in stdout
+    failed = [e["event_data"]["task"] for e in result.events if e.get("event") == "runner_on_failed"]
+    assert len(failed) == 1 and failed[0].startswith(("K8s auth |", "Play arguments |", "OCI credential |")), failed
+    assert result.stats["changed"] == {}, result.stats
+    assert list((tmp_path / "tmp").glob("okemesh-k8s-auth.*")) == []
+    status, namespaces = kubesim.request("GET", "/api/v1/namespaces")
+    assert status == 200
+    assert {n["metadata"]["name"] for n in namespaces["items"]} & {"istio-system", "bookinfo", "istio-ingress"} == set()
+    assert files_with(pdd / "artifacts" / "1", kubesim.token) in ([], ["command"])
