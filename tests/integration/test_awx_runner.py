@@ -29,6 +29,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 ansible_runner = pytest.importorskip("ansible_runner")
 
 from tests.fixtures.stage_istio_release import staged_for_tests  # noqa: E402
+from tests.oci_stub import pytest_plugin as _stub_fixtures  # noqa: E402
+from tests.oci_stub.identity import CLUSTER  # noqa: E402
+
+oci_stub = _stub_fixtures.oci_stub
+oci_identity = _stub_fixtures.oci_identity
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -96,8 +101,8 @@ def private_data_dir(root: Path, sim, *, envvars: dict[str, str] | None = None, 
     return pdd
 
 
-def run(pdd: Path, ident: str):
-    return ansible_runner.run(private_data_dir=str(pdd), playbook="site.yml", ident=ident, quiet=True)
+def run(pdd: Path, ident: str, **kwargs):
+    return ansible_runner.run(private_data_dir=str(pdd), playbook="site.yml", ident=ident, quiet=True, **kwargs)
 
 
 @pytest.fixture
@@ -283,3 +288,28 @@ def test_bad_input_fails_in_preflight_naming_the_variable_before_any_change(kube
     assert status == 200
     assert {n["metadata"]["name"] for n in namespaces["items"]} & {"istio-system", "bookinfo", "istio-ingress"} == set()
     assert files_with(pdd / "artifacts" / "1", kubesim.token) in ([], ["command"])
+
+
+def test_oci_credential_type_gives_prereqs_the_oke_kubeconfig(kubesim, tmp_path, clean_environ, oci_stub, oci_identity):
+    """The okemesh OCI credential, injected as the controller does, is what prereqs signs with:
+    the OKE kubeconfig comes from the (stub) Container Engine API with no other OCI setting."""
+    dest = tmp_path / "oke" / "kubeconfig"
+    pdd = private_data_dir(tmp_path, kubesim, extravars={
+        "prereqs_cluster_id": CLUSTER, "prereqs_kubeconfig": str(dest), "prereqs_oci_service_endpoint": oci_stub.url})
+    values = {"user": oci_identity.user, "tenancy": oci_identity.tenancy, "fingerprint": oci_identity.fingerprint,
+              "region": oci_identity.region, "private_key": oci_identity.key_file.read_text(), "passphrase": ""}
+    env = oci_credential_files(pdd, values)
+    current = json.loads((pdd / "env" / "envvars").read_text())
+    (pdd / "env" / "envvars").write_text(json.dumps(
+        {**current, **env, "K8S_AUTH_HOST": "", "K8S_AUTH_API_KEY": "", "K8S_AUTH_SSL_CA_CERT": ""}))
+    # the prereqs part of site.yml (the OKE endpoint of the stub is not a cluster)
+    result = run(pdd, "1", tags="prereqs", skip_tags="istio,addons,bookinfo,gateway,prereqs_api")
+    stdout = (pdd / "artifacts/1/stdout").read_text()
+    assert result.status == "successful", stdout[-6000:]
+    doc = yaml.safe_load(dest.read_text())
+    assert doc["clusters"][0]["cluster"]["server"] == "https://203.0.113.10:6443"
+    # the exec credential (oci ce cluster generate-token) reads the injected config file too
+    assert doc["users"][0]["user"]["exec"]["args"][-2:] == ["--config-file", env["OCI_CONFIG_FILE"]]
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert [r["status"] for r in oci_stub.requests] == [200]
+    assert files_with(pdd / "artifacts" / "1", values["private_key"].splitlines()[1]) == []
