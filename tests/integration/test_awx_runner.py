@@ -43,7 +43,8 @@ PROJECT_FILES = ["galaxy.yml", "meta", "plugins", "roles", "playbooks", "site.ym
 pytestmark = pytest.mark.slow
 
 
-def private_data_dir(root: Path, sim, *, envvars: dict[str, str] | None = None, extravars: dict | None = None) -> Path:
+def private_data_dir(root: Path, sim, *, envvars: dict[str, str] | None = None, extravars: dict | None = None,
+                     hosts: tuple[str, ...] = (HOST,)) -> Path:
     """Lay out a private data directory as AWX does for a job of the site.yml job template."""
     pdd = root / "pdd"
     (pdd / "project").mkdir(parents=True)
@@ -67,8 +68,8 @@ def private_data_dir(root: Path, sim, *, envvars: dict[str, str] | None = None, 
         "gateway_verify_delay": 1,
     }
     inventory = {"all": {"children": ["okemesh_clusters"]},
-                 "okemesh_clusters": {"hosts": [HOST]},
-                 "_meta": {"hostvars": {HOST: hostvars}}}
+                 "okemesh_clusters": {"hosts": list(hosts)},
+                 "_meta": {"hostvars": dict.fromkeys(hosts, hostvars)}}
     script = pdd / "inventory" / "hosts"
     script.parent.mkdir()
     script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({inventory!r}))\n")
@@ -242,6 +243,7 @@ CLUSTER_OCID = "ocid1.cluster.oc1.eu-frankfurt-1.aaaaaaaaexamplecluster"
     ("ca-missing", ["K8S_AUTH_SSL_CA_CERT", "is not a readable file"]),
     ("not-a-url", ["K8S_AUTH_HOST is not a URL"]),
     ("both-clusters", ["prereqs_cluster_id is set too", "K8S_AUTH_HOST"]),
+    ("two-hosts", ["the play targets 2 inventory hosts (clusters) and K8S_AUTH_HOST gives one cluster"]),
     ("survey-choice", ["value of istio_profile must be one of: default, ambient, got: sidecar",
                        "value of gateway_oci_lb_type must be one of: , lb, nlb, got: alb"]),
     ("oci-no-key", ["key_file", "is empty (no private key)", "prereqs_oci_config_file"]),
@@ -262,7 +264,8 @@ def test_bad_input_fails_in_preflight_naming_the_variable_before_any_change(kube
         extravars["prereqs_cluster_id"] = CLUSTER_OCID
     elif case == "survey-choice":
         extravars.update(istio_profile="sidecar", gateway_oci_lb_type="alb")
-    pdd = private_data_dir(tmp_path, kubesim, envvars=envvars, extravars=extravars)
+    hosts = (HOST, "oke-sim-2") if case == "two-hosts" else (HOST,)
+    pdd = private_data_dir(tmp_path, kubesim, envvars=envvars, extravars=extravars, hosts=hosts)
     if case.startswith("oci-"):
         # an OKE cluster with the OCI credential attached, and no bearer token credential
         env = oci_credential_files(pdd, OCI_VALUES)
@@ -281,7 +284,7 @@ def test_bad_input_fails_in_preflight_naming_the_variable_before_any_change(kube
         assert name in stdout, stdout[-3000:]
     assert "Nothing was changed" in stdout
     failed = [e["event_data"]["task"] for e in result.events if e.get("event") == "runner_on_failed"]
-    assert len(failed) == 1 and failed[0].startswith(("K8s auth |", "Play arguments |", "OCI credential |")), failed
+    assert len(failed) == len(hosts) and failed[0].startswith(("K8s auth |", "Play arguments |", "OCI credential |")), failed
     assert result.stats["changed"] == {}, result.stats
     assert list((tmp_path / "tmp").glob("okemesh-k8s-auth.*")) == []
     status, namespaces = kubesim.request("GET", "/api/v1/namespaces")
