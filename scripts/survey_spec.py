@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate an AWX / Automation Controller survey spec from the roles' meta/argument_specs.yml.
 
 The survey asks for a chosen list of role variables; each question is built from the variable's

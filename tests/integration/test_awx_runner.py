@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -316,3 +317,23 @@ def test_oci_credential_type_gives_prereqs_the_oke_kubeconfig(kubesim, tmp_path,
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     assert [r["status"] for r in oci_stub.requests] == [200]
     assert files_with(pdd / "artifacts" / "1", values["private_key"].splitlines()[1]) == []
+
+
+def test_temporary_kubeconfig_is_removed_when_the_run_fails(kubesim, tmp_path, clean_environ):
+    """A wrong token fails the API check after the kubeconfig was written: no further play runs
+    for the failed cluster, and the watcher started with the directory removes it."""
+    wrong = "0" * 40
+    pdd = private_data_dir(tmp_path, kubesim, envvars={"K8S_AUTH_API_KEY": wrong})
+    result = run(pdd, "1")
+    assert result.status == "failed"
+    failed = [e["event_data"] for e in result.events if e.get("event") == "runner_on_failed"]
+    assert [f["task"] for f in failed] == ["API | ask the cluster for its version"]
+    assert "401" in json.dumps(failed[0]["res"]) or "Unauthorized" in json.dumps(failed[0]["res"])
+    written = task_results(result, "K8s auth | write the temporary kubeconfig from K8S_AUTH_*")
+    assert written and written[0].get("censored")
+    deadline = time.monotonic() + 30
+    while list((tmp_path / "tmp").glob("okemesh-k8s-auth.*")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert list((tmp_path / "tmp").glob("okemesh-k8s-auth.*")) == []
+    assert files_with(pdd / "artifacts" / "1", wrong) in ([], ["command"])
+    assert files_with(tmp_path / "home", wrong) == []
