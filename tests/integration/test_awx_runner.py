@@ -22,16 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+import ansible_runner  # pinned in requirements-dev.txt: what AWX runs a job with
 import pytest
 import yaml
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-ansible_runner = pytest.importorskip("ansible_runner")
-
-from tests.fixtures.stage_istio_release import staged_for_tests  # noqa: E402
-from tests.oci_stub import pytest_plugin as _stub_fixtures  # noqa: E402
-from tests.oci_stub.identity import CLUSTER  # noqa: E402
+from tests.fixtures.stage_istio_release import staged_for_tests
+from tests.oci_stub import pytest_plugin as _stub_fixtures
+from tests.oci_stub.identity import CLUSTER
 
 oci_stub = _stub_fixtures.oci_stub
 oci_identity = _stub_fixtures.oci_identity
