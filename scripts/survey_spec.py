@@ -168,7 +168,7 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("variables", nargs="*", help="variables to ask for (instead of --select)")
     parser.add_argument("--select", type=Path, help="selection file: name, description, questions")
     parser.add_argument("-o", "--output", type=Path, help="write the spec here (atomically); default stdout")

