@@ -90,5 +90,3 @@ def run_playbook(
         m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(proc.stdout)
     }
     return PlaybookResult(proc.returncode, proc.stdout, proc.stderr, recap)
-
-

@@ -75,7 +75,6 @@ class LBState:
         self.listeners: dict[int, Listener] = {}
 
 
-
 def _handler_class(rt: Runtime, ns: str, svc: str, port: int) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

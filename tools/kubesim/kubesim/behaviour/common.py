@@ -28,7 +28,6 @@ API_VERSIONS = {DEPLOYMENTS: "apps/v1", REPLICASETS: "apps/v1", STATEFULSETS: "a
 KINDS = {DEPLOYMENTS: "Deployment", REPLICASETS: "ReplicaSet", STATEFULSETS: "StatefulSet", DAEMONSETS: "DaemonSet", JOBS: "Job"}
 
 
-
 # ------------------------------------------------------------------------------------- helpers
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -38,7 +38,6 @@ request {path} reached Service {service}.{namespace} through the simulated Istio
 """
 
 
-
 # ------------------------------------------------------------------------------------- routing
 def _host_match(pattern: str, host: str) -> bool:
     pattern = pattern.split("/", 1)[1] if "/" in pattern else pattern
