@@ -121,9 +121,10 @@ def select_webhook(ns_labels: dict[str, str], pod_labels: dict[str, str], pod_an
     return None
 
 
-def _hook(config: dict[str, Any], prefix: str) -> dict[str, Any]:
-    hooks = [h for h in config.get("webhooks") or [] if (h.get("name") or "").endswith(WEBHOOK_SUFFIX)] or config.get("webhooks") or [{}]
-    return next((h for h in hooks if h.get("name") == prefix + WEBHOOK_SUFFIX), hooks[0])
+def _hook(config: dict[str, Any], prefix: str) -> dict[str, Any] | None:
+    """The webhook of the configuration the API server calls (None: the configuration has none)."""
+    hooks = [h for h in config.get("webhooks") or [] if (h.get("name") or "").endswith(WEBHOOK_SUFFIX)] or config.get("webhooks") or []
+    return next((h for h in hooks if h.get("name") == prefix + WEBHOOK_SUFFIX), hooks[0] if hooks else None)
 
 
 def call_error(rt: Runtime, hook: dict[str, Any]) -> str | None:
@@ -337,6 +338,8 @@ def inject(rt: Runtime, pod: dict[str, Any], *, dry_run: bool = False) -> dict[s
         return pod
     rev, config, prefix = selected
     hook = _hook(config, prefix)
+    if hook is None:
+        return pod
     failed = call_error(rt, hook)
     if failed is not None:
         if (hook.get("failurePolicy") or "Fail") == "Ignore":
