@@ -3,7 +3,8 @@
 # simulator, which emulates what istiod does at run time). Not part of `make test`.
 #
 #   make test-real ISTIO_RELEASE=/path/to/istio-1.30.3   # an unpacked release (charts + samples)
-#   make test-real ISTIO_VERSION=1.30.3                  # download it from Istio's GitHub releases
+#   make test-real [ISTIO_VERSION=1.30.3]                # download it from Istio's GitHub releases
+#                                                        # (default: the istio role's istio_version)
 #
 # It fails unless: site.yml converges; a second run reports changed=0; injection_check finds
 # every bookinfo pod injected; and a `helm upgrade` of istiod with one changed value succeeds
@@ -28,7 +29,8 @@ trap cleanup EXIT
 
 # --- the release ---------------------------------------------------------------------------------
 if [ -z "$release" ]; then
-  version=${version:-1.30.3}
+  # istio_version: the istio role's default unless ISTIO_VERSION says otherwise
+  version=${version:-$(sed -n 's/^istio_version: *"\{0,1\}\([^"]*\)"\{0,1\}.*/\1/p' roles/istio/defaults/main.yml)}
   arch=$(uname -m); case $arch in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; esac
   tarball="istio-$version-linux-$arch.tar.gz"
   url="https://github.com/istio/istio/releases/download/$version/$tarball"

@@ -154,6 +154,9 @@ def test_pod_refused_by_fail_policy_then_created_injected_once_istiod_is_ready(k
     assert failed and failed[0]["type"] == "Warning" and failed[0]["message"] == f"Error creating: {NO_ENDPOINTS}"
     assert failed[0]["source"]["component"] == "replicaset-controller"
     assert pods(kubesim, "shop") == []
+    dep = wait_for(lambda: (d := get_json(kubesim, "-n", "shop", "deployment", "web")) and
+                   any(c["type"] == "ReplicaFailure" for c in d["status"].get("conditions", [])) and d, what="Deployment ReplicaFailure")
+    assert next(c for c in dep["status"]["conditions"] if c["type"] == "ReplicaFailure")["message"] == NO_ENDPOINTS
 
     # istiod ready, webhook patched: the controller's retry creates the pods, injected; the condition goes
     kubectl(kubesim, "-n", "istio-system", "scale", "deployment/istiod", "--replicas=1")
@@ -162,6 +165,8 @@ def test_pod_refused_by_fail_policy_then_created_injected_once_istiod_is_ready(k
     assert all(container_names(p)[1] == ["istio-init", "istio-proxy"] for p in ready)
     wait_for(lambda: not any(c["type"] == "ReplicaFailure" for r in get_json(kubesim, "-n", "shop", "replicasets")["items"]
                              for c in r.get("status", {}).get("conditions", [])), what="ReplicaFailure cleared")
+    wait_for(lambda: not any(c["type"] == "ReplicaFailure" for c in get_json(kubesim, "-n", "shop", "deployment", "web")["status"]["conditions"]),
+             what="Deployment ReplicaFailure cleared")
 
 
 def test_unpatched_ca_bundle_is_untrusted_and_ignore_policy_lets_pods_in_without_sidecar(kubesim):
