@@ -189,3 +189,28 @@ def test_unpatched_ca_bundle_is_untrusted_and_ignore_policy_lets_pods_in_without
     assert out.returncode != 0
     assert out.stderr.strip().endswith('Post "https://istiod.istio-system.svc:443/inject?timeout=10s": '
                                        "tls: failed to verify certificate: x509: certificate signed by unknown authority")
+
+
+def test_a_strategic_merge_patch_keeps_istiods_ca_bundle_and_explicit_nulls_are_dropped(kubesim):
+    """What a helm upgrade of istiod and a re-apply of Istio's samples/addons rely on."""
+    apply(kubesim, [namespace("istio-system"), *istiod(), injector_webhook()])
+    before = wait_ca_bundle(kubesim)["webhooks"][0]["clientConfig"]["caBundle"]
+    # webhooks merge by name (patchMergeKey=name): the patch helm computes touches one field only
+    kubectl(kubesim, "patch", "mutatingwebhookconfiguration", "istio-sidecar-injector", "--type=strategic",
+            "-p", json.dumps({"webhooks": [{"name": "namespace.sidecar-injector.istio.io", "reinvocationPolicy": "IfNeeded"}]}))
+    hook = hooks(kubesim, "mutatingwebhookconfiguration", "istio-sidecar-injector")[0]
+    assert (hook["reinvocationPolicy"], hook["clientConfig"]["caBundle"]) == ("IfNeeded", before)
+    assert hook["clientConfig"]["service"]["name"] == "istiod"
+
+    # `rollingUpdate: null` (as in samples/addons/prometheus.yaml, sent as is by the kubernetes client) is no
+    # field at all: writing the same manifest again changes nothing
+    dep = deployment("prometheus", "istio-system")
+    dep["spec"]["strategy"] = {"type": "Recreate", "rollingUpdate": None}
+    path = "/apis/apps/v1/namespaces/istio-system/deployments"
+    code, first = kubesim.request("POST", path, dep)
+    assert code == 201, first
+    assert first["spec"]["strategy"] == {"type": "Recreate"}
+    code, again = kubesim.request("PUT", f"{path}/prometheus", dep)
+    assert code == 200, again
+    assert again["spec"]["strategy"] == {"type": "Recreate"}
+    assert again["metadata"]["generation"] == first["metadata"]["generation"] == 1
