@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 INVENTORY ?=
 
-.PHONY: setup demo demo-stop test unit sanity lint build-check integration bench clean
+.PHONY: setup demo demo-stop test test-real unit sanity lint build-check integration bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -19,6 +19,11 @@ demo-stop:
 
 test: setup
 	@bash scripts/test.sh
+
+# A real Istio release against kubesim (not part of `make test`): ISTIO_RELEASE=<unpacked istio-x.y.z>,
+# or ISTIO_VERSION=x.y.z to download it from Istio's GitHub releases (checked against its .sha256).
+test-real: setup
+	@ISTIO_RELEASE="$(ISTIO_RELEASE)" ISTIO_VERSION="$(ISTIO_VERSION)" bash scripts/test_real.sh
 
 unit: setup
 	@bash scripts/test.sh unit

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from kubesim.launcher import start as start_kubesim
+from kubesim.testing import injector_webhook, istiod, namespace, wait_for
 
 
 def rss_mib(pid: int) -> tuple[float, float]:
@@ -33,7 +34,7 @@ def main() -> int:
     ap.add_argument("--namespaces", type=int, default=50)
     ap.add_argument("--replicas", type=int, default=100)
     ap.add_argument("--no-services", action="store_true")
-    ap.add_argument("--inject", action="store_true", help="label the namespaces istio-injection=enabled and create the injector webhook first")
+    ap.add_argument("--inject", action="store_true", help="label the namespaces istio-injection=enabled; istiod and the injector webhook first")
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
     total = args.namespaces * args.replicas
@@ -42,10 +43,17 @@ def main() -> int:
         try:
             base_rss = rss_mib(ks.pid)[0]
             if args.inject:
-                code, body = ks.request("POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", {
-                    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-                    "metadata": {"name": "istio-sidecar-injector", "labels": {"istio.io/rev": "default"}}, "webhooks": []})
+                # istiod and its injector webhook; the injector is called once istiod has patched its CA in
+                code, body = ks.request("POST", "/api/v1/namespaces", namespace("istio-system"))
                 assert code == 201, body
+                dep, svc = istiod()
+                for path, obj in (("/apis/apps/v1/namespaces/istio-system/deployments", dep), ("/api/v1/namespaces/istio-system/services", svc),
+                                  ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", injector_webhook())):
+                    code, body = ks.request("POST", path, obj)
+                    assert code == 201, body
+                wait_for(lambda: all((h.get("clientConfig") or {}).get("caBundle") for h in ks.request(
+                    "GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/istio-sidecar-injector")[1]["webhooks"]),
+                    timeout=60, what="the injector's caBundle")
             t0 = time.monotonic()
             for i in range(args.namespaces):
                 ns = f"bench-{i:02d}"
@@ -86,8 +94,8 @@ def main() -> int:
             # cross-check through the pod list (what kubectl get pods -A would show)
             code, raw = ks.request("GET", "/api/v1/pods", raw=True)
             podlist = json.loads(raw)
-            ready = sum(1 for p in podlist["items"]
-                        if any(c.get("type") == "Ready" and c.get("status") == "True"
+            ready = sum(1 for p in podlist["items"] if p["metadata"]["namespace"].startswith("bench-")
+                        and any(c.get("type") == "Ready" and c.get("status") == "True"
                                for c in (p.get("status") or {}).get("conditions") or []))
             eps = 0
             if not args.no_services:

@@ -96,7 +96,7 @@ def apply_role(playbook, kubesim, tmp_path, *, check=False, tags=None, **overrid
 
 def test_install_check_mode_idempotent_then_upgrade(kubesim, tmp_path, playbook):
     extra = {"istio_mtls_mode": "STRICT", "istio_hub": "registry.example.com/istio", "istio_tag": "1.30.0-distroless",
-             "istio_values": {"pilot.env.PILOT_TRACE_SAMPLING": "10"}}
+             "istio_values": {"env.PILOT_TRACE_SAMPLING": "10"}}
 
     # Check mode on a fresh cluster: predicts, changes nothing.
     result = apply_role(playbook, kubesim, tmp_path, check=True, **extra)
@@ -141,7 +141,7 @@ def test_install_check_mode_idempotent_then_upgrade(kubesim, tmp_path, playbook)
     assert stat.S_IMODE(override.stat().st_mode) == 0o600
     written = yaml.safe_load(override.read_text())
     assert written["global"]["hub"] == "registry.example.com/istio"
-    assert written["pilot"]["env"]["PILOT_TRACE_SAMPLING"] == "10"
+    assert written["env"]["PILOT_TRACE_SAMPLING"] == "10"
 
     # Second run: nothing to do.
     result = apply_role(playbook, kubesim, tmp_path, **extra)

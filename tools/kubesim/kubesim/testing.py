@@ -145,6 +145,40 @@ def injector_webhook(name: str = "istio-sidecar-injector", rev: str = "default",
     }
 
 
+def istiod(rev: str = "default", image: str = "docker.io/istio/pilot:1.30.0", ns: str = "istio-system",
+           replicas: int = 1, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """istiod's Deployment and Service as the istiod chart names and labels them (the pods opt out of
+    injection; the Service maps the webhook port 443 to 15017). kubesim's istiod behaviour patches
+    the revision's webhooks once a pod is ready."""
+    name = "istiod" if rev == "default" else f"istiod-{rev}"
+    labels = {"app": "istiod", "istio": "pilot", "istio.io/rev": rev}
+    container: dict[str, Any] = {"name": "discovery", "image": image,
+                                 "ports": [{"containerPort": 15017, "name": "https-webhooks", "protocol": "TCP"}]}
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns, "labels": labels},
+         "spec": {"replicas": replicas, "selector": {"matchLabels": {"istio": "pilot", "istio.io/rev": rev}},
+                  "template": {"metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"}},
+                               "spec": {"containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": labels},
+         "spec": {"selector": {"app": "istiod", "istio": "pilot", "istio.io/rev": rev},
+                  "ports": [{"name": "https-webhook", "port": 443, "targetPort": 15017, "protocol": "TCP"}]}},
+    ]
+
+
+def wait_ca_bundle(ks: Any, webhook: str = "istio-sidecar-injector", kind: str = "mutatingwebhookconfiguration",
+                   timeout: float = 20.0) -> dict[str, Any]:
+    """Wait until istiod has patched its CA into every webhook of ``webhook`` (then the API server can call it)."""
+    def patched() -> dict[str, Any] | None:
+        out = kubectl(ks, "get", kind, webhook, "-o", "json", check=False)
+        if out.returncode:
+            return None
+        obj = json.loads(out.stdout)
+        return obj if all((h.get("clientConfig") or {}).get("caBundle") for h in obj.get("webhooks") or [{}]) else None
+    return wait_for(patched, timeout=timeout, what=f"caBundle in {kind} {webhook}")
+
+
 def pods(ks: Any, ns: str, selector: str | None = None) -> list[dict[str, Any]]:
     args = ["pods", "-n", ns] + (["-l", selector] if selector else [])
     return get_json(ks, *args)["items"]

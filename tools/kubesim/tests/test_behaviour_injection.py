@@ -7,6 +7,7 @@ import time
 
 from kubesim.testing import (
     apply,
+    istiod,
     container_names,
     deployment,
     get_json,
@@ -14,6 +15,7 @@ from kubesim.testing import (
     kubectl,
     namespace,
     pods,
+    wait_ca_bundle,
     wait_for,
 )
 
@@ -22,12 +24,8 @@ def _rollout(ks, ns, name):
     kubectl(ks, "-n", ns, "rollout", "status", f"deployment/{name}", "--timeout=30s")
 
 
-def _istiod(rev: str | None, image: str) -> dict:
-    name = "istiod" if not rev else f"istiod-{rev}"
-    labels = {"app": "istiod", "istio.io/rev": rev or "default"}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "istio-system", "labels": labels},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "discovery", "image": image}]}}}}
+def _istiod(rev: str | None, image: str) -> list[dict]:
+    return istiod(rev or "default", image)
 
 
 def test_injection_only_once_webhook_exists_native_by_default(kubesim):
@@ -36,7 +34,8 @@ def test_injection_only_once_webhook_exists_native_by_default(kubesim):
     before = pods(kubesim, "bookinfo")
     assert [container_names(p) for p in before] == [(["reviews"], [])] * 2, "no injector webhook yet: no sidecar"
 
-    apply(kubesim, [namespace("istio-system"), _istiod(None, "registry.example.com/istio/pilot:1.29.1"), injector_webhook()])
+    apply(kubesim, [namespace("istio-system"), *_istiod(None, "registry.example.com/istio/pilot:1.29.1"), injector_webhook()])
+    wait_ca_bundle(kubesim)     # the injector is called once istiod is ready and has patched its CA in
     # pods created before the webhook stay uninjected until restarted, as on a real cluster
     assert all(container_names(p) == (["reviews"], []) for p in pods(kubesim, "bookinfo"))
     kubectl(kubesim, "-n", "bookinfo", "rollout", "restart", "deployment/reviews-v1")
@@ -75,8 +74,9 @@ def test_injection_only_once_webhook_exists_native_by_default(kubesim):
 
 def test_classic_mode_opt_outs_and_pod_override(kubesim):
     kubesim.settings(sidecar_mode="classic")
-    apply(kubesim, [namespace("istio-system"), injector_webhook(),
-                    namespace("app", {"istio-injection": "enabled"}), namespace("off", {"istio-injection": "disabled"}),
+    apply(kubesim, [namespace("istio-system"), *istiod(), injector_webhook()])
+    wait_ca_bundle(kubesim)
+    apply(kubesim, [namespace("app", {"istio-injection": "enabled"}), namespace("off", {"istio-injection": "disabled"}),
                     deployment("classic", "app"),
                     deployment("optout", "app", labels={"app": "optout", "sidecar.istio.io/inject": "false"}),
                     deployment("annopt", "app", pod_annotations={"sidecar.istio.io/inject": "false"}),
@@ -109,7 +109,7 @@ def test_classic_mode_opt_outs_and_pod_override(kubesim):
 
 def test_revisions_tags_and_ambient(kubesim):
     apply(kubesim, [namespace("istio-system"),
-                    _istiod("canary", "docker.io/istio/pilot:1.30.1"),
+                    *_istiod("canary", "docker.io/istio/pilot:1.30.1"),
                     injector_webhook("istio-sidecar-injector-canary", rev="canary"),
                     injector_webhook("istio-revision-tag-prod-stable", rev="canary", tag="prod-stable"),
                     namespace("rev", {"istio.io/rev": "canary"}),
@@ -119,6 +119,8 @@ def test_revisions_tags_and_ambient(kubesim):
                     namespace("mesh-ambient", {"istio.io/dataplane-mode": "ambient"}),
                     {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-sidecar-injector-canary", "namespace": "istio-system"},
                      "data": {"values": json.dumps({"global": {"hub": "myregistry.example/istio", "tag": "1.30.1-custom", "proxy": {"image": "proxyv2"}}})}}])
+    wait_ca_bundle(kubesim, "istio-sidecar-injector-canary")
+    wait_ca_bundle(kubesim, "istio-revision-tag-prod-stable")
     for ns in ("rev", "tagged", "norev", "default-label", "mesh-ambient"):
         apply(kubesim, deployment("app", ns))
     for ns in ("rev", "tagged", "norev", "default-label", "mesh-ambient"):
@@ -154,6 +156,7 @@ def test_revisions_tags_and_ambient(kubesim):
 
     # the default-revision tag makes istio-injection=enabled resolve to canary
     apply(kubesim, injector_webhook("istio-revision-tag-default", rev="canary", tag="default"))
+    wait_ca_bundle(kubesim, "istio-revision-tag-default")
     kubectl(kubesim, "-n", "default-label", "rollout", "restart", "deployment/app")
     _rollout(kubesim, "default-label", "app")
     ps = wait_for(lambda: [p for p in pods(kubesim, "default-label") if "sidecar.istio.io/status" in (p["metadata"].get("annotations") or {})],
@@ -171,7 +174,8 @@ def test_gateway_template_replaces_auto_image(kubesim):
     waiting = p["status"]["containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] == "ImagePullBackOff", "image 'auto' never pulls without the injector"
 
-    apply(kubesim, [namespace("istio-system"), injector_webhook()])
+    apply(kubesim, [namespace("istio-system"), *istiod(), injector_webhook()])
+    wait_ca_bundle(kubesim)
     kubectl(kubesim, "-n", "istio-ingress", "rollout", "restart", "deployment/istio-ingress")
     _rollout(kubesim, "istio-ingress", "istio-ingress")
     p = [p for p in pods(kubesim, "istio-ingress") if p["status"].get("phase") == "Running"][0]

@@ -149,13 +149,11 @@ GATEWAY_API_CRDS = [
 
 
 def test_kubernetes_gateway_api_deployed_by_simulated_istiod(kubesim):
-    from kubesim.testing import injector_webhook
+    from kubesim.testing import injector_webhook, istiod
 
     apply(kubesim, GATEWAY_API_CRDS)
     wait_for(lambda: kubectl(kubesim, "get", "httproutes.gateway.networking.k8s.io", "-A", check=False).returncode == 0, what="Gateway API served")
-    apply(kubesim, [namespace("istio-system"), injector_webhook(),
-                    deployment("istiod", "istio-system", labels={"app": "istiod"},
-                               containers=[{"name": "discovery", "image": "docker.io/istio/pilot:1.30.0"}])])
+    apply(kubesim, [namespace("istio-system"), injector_webhook(), *istiod()])
     # istiod registers its GatewayClass
     gwc = wait_for(lambda: kubectl(kubesim, "get", "gatewayclass", "istio", "-o", "json", check=False).returncode == 0
                    and get_json(kubesim, "gatewayclass", "istio"), what="GatewayClass istio")

@@ -30,6 +30,7 @@ MERGE_KEYS = {
     "hostAliases": "ip",
     "topologySpreadConstraints": "topologyKey",
     "resourceClaims": "name",
+    "webhooks": "name",          # Mutating/ValidatingWebhookConfiguration (patchMergeKey=name): helm upgrades keep istiod's caBundle
     "subsets": None,
 }
 SET_LISTS = {"finalizers"}

@@ -53,6 +53,18 @@ def _truthy(v: str | None) -> bool:
     return (v or "").lower() in ("1", "true", "yes")
 
 
+
+def _drop_nulls(obj: Any) -> None:
+    """Remove null-valued map entries in place, as the API server's decoding of built-in kinds does."""
+    if isinstance(obj, dict):
+        for k in [k for k, v in obj.items() if v is None]:
+            del obj[k]
+        for v in obj.values():
+            _drop_nulls(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            _drop_nulls(v)
+
 class Api:
     """Request handling; ``cluster`` supplies store, registry, settings and token."""
 
@@ -553,6 +565,9 @@ class Api:
 
     def _prepare(self, rt: ResourceType, version: str, obj: dict, ns: str | None, old: dict | None) -> dict:
         check_type(rt, version, obj)
+        if not rt.crd:
+            # decoding into a typed (built-in) object drops explicit nulls: `rollingUpdate: null` is no field at all
+            _drop_nulls(obj)
         md = obj.get("metadata")
         if md is None or not isinstance(md, dict):
             md = obj["metadata"] = {}

@@ -18,6 +18,7 @@ from . import (
     endpoints,
     gateway_api,
     istio_injector,
+    istiod,
     job,
     kubelet,
     nodes,
@@ -28,7 +29,7 @@ from .runtime import WATCHED, Runtime, meta
 
 log = logging.getLogger("kubesim.behaviour")
 
-CONTROLLERS = (nodes, kubelet, replicaset, deployment, statefulset, daemonset, job, endpoints, istio_injector,
+CONTROLLERS = (nodes, kubelet, replicaset, deployment, statefulset, daemonset, job, endpoints, istio_injector, istiod,
                cloud_lb, gateway_api)
 
 

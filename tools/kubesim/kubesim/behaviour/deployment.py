@@ -188,6 +188,12 @@ def deployment_status(rt: Runtime, d: dict[str, Any], new: dict[str, Any] | None
         if deadline is not None and (ns, meta(d)["name"]) not in rt.deadline_checks:
             rt.deadline_checks.add((ns, meta(d)["name"]))
             rt.after(float(deadline) + 1.0, _recheck, DEPLOYMENTS, ns, meta(d)["name"])
+    # as syncRolloutStatus: a ReplicaSet's ReplicaFailure (e.g. pods refused in admission) shows on the Deployment
+    failure = next((c for r in fresh for c in (r.get("status") or {}).get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+    if failure is not None:
+        conds = set_condition(conds, "ReplicaFailure", failure.get("status", "True"), failure.get("reason", ""), failure.get("message", ""))
+    else:
+        conds = [c for c in conds if c.get("type") != "ReplicaFailure"]
     conds.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c.get("type"), 2))
     status: dict[str, Any] = {"observedGeneration": meta(d).get("generation", 1), "replicas": replicas, "updatedReplicas": updated,
                               "readyReplicas": ready, "availableReplicas": available, "unavailableReplicas": unavailable, "conditions": conds}

@@ -1,5 +1,6 @@
-"""The Kubernetes Gateway API as istiod implements it: the istio GatewayClass, a Deployment and
-LoadBalancer Service per Gateway (or a manual Service via spec.addresses), HTTPRoute status."""
+"""The Kubernetes Gateway API as istiod implements it: a Deployment and LoadBalancer Service per
+Gateway of an Istio class (or a manual Service via spec.addresses), HTTPRoute status. The
+GatewayClasses themselves are created by istiod's class controller (``istiod.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 import time
 from typing import Any
 
-from . import ingress
+from . import ingress, istiod
 from .common import (
     labels_of,
 )
@@ -129,7 +130,7 @@ def reconcile_k8s_gateway(rt: Runtime, ns: str | None, name: str) -> None:
     gwc = rt.cache.get(GATEWAYCLASSES, None, cls or "")
     if gwc is None or (gwc.get("spec") or {}).get("controllerName") != ISTIO_CONTROLLER:
         return
-    if not _istiod_present(rt):
+    if not istiod.istiod_present(rt):
         return
     listeners = (gw.get("spec") or {}).get("listeners") or []
     manual = _manual_service(gw)
@@ -249,25 +250,6 @@ def reconcile_httproute(rt: Runtime, ns: str | None, name: str) -> None:
         rt.update_status(HTTPROUTES, route, {"parents": parents})
 
 
-def _istiod_present(rt: Runtime) -> bool:
-    return any(meta(d).get("name", "").startswith("istiod") for d in rt.cache.list("deployments.apps", "istio-system"))
-
-
-def _ensure_gateway_class(rt: Runtime) -> None:
-    """istiod creates the ``istio`` GatewayClass once the Gateway API CRDs are served."""
-    reg = getattr(rt.cluster, "registry", None)
-    if reg is None or reg.by_key(GATEWAYCLASSES) is None or not _istiod_present(rt):
-        return
-    if rt.store.get(GATEWAYCLASSES, None, "istio") is None:
-        out = rt.create(GATEWAYCLASSES, {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
-                                         "metadata": {"name": "istio"},
-                                         "spec": {"controllerName": ISTIO_CONTROLLER, "description": "The default Istio GatewayClass"}})
-        if out is not None:
-            rt.update_status(GATEWAYCLASSES, out, {"conditions": [
-                {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "Handled by Istio controller",
-                 "observedGeneration": 1, "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}]})
-
-
 def _gw_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     if etype != "DELETED":
         rt.mark(K8S_GATEWAYS, meta(obj).get("namespace"), meta(obj)["name"])
@@ -291,10 +273,6 @@ def _class_fanout(rt: Runtime, etype: str, obj: dict[str, Any], old: dict[str, A
         rt.mark(K8S_GATEWAYS, meta(gw).get("namespace"), meta(gw)["name"])
 
 
-def _periodic(rt: Runtime) -> None:
-    _ensure_gateway_class(rt)
-
-
 def register(rt: Runtime) -> None:
     rt.reconcilers[K8S_GATEWAYS] = reconcile_k8s_gateway
     rt.reconcilers[HTTPROUTES] = reconcile_httproute
@@ -302,4 +280,3 @@ def register(rt: Runtime) -> None:
     rt.fanout[HTTPROUTES].append(_route_fanout)
     rt.fanout[GATEWAYCLASSES].append(_class_fanout)
     rt.fanout[SERVICES].append(_gw_service_fanout)
-    rt.periodic.append(_periodic)

@@ -21,69 +21,155 @@ Faithful to how the real webhook is selected and what it writes, without running
   runs in istio-system), unless a sidecar-injection label also selects them — as in Istio,
   a sidecar then wins and ztunnel leaves the pod alone.
 
+The webhook is only called when the API server could reach it: its Service needs a ready
+endpoint and its ``caBundle`` must hold the CA istiod serves with (istiod patches it in at run
+time, ``istiod.py``). When it cannot be called, its ``failurePolicy`` decides: ``Fail`` (the
+chart's injector) refuses the pod with the API server's error (``Internal error occurred: failed
+calling webhook ...``), ``Ignore`` lets it in without a sidecar.
+
 Admission only happens at create: pods that existed before a label or the webhook stay as they are.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 from typing import Any
 
-from .runtime import CONFIGMAPS, DAEMONSETS, DEPLOYMENTS, MWCS, NAMESPACES, PODS, Runtime, controller_ref, meta
+from ..api.errors import ApiError
+from .runtime import CONFIGMAPS, DAEMONSETS, DEPLOYMENTS, ENDPOINTS, MWCS, NAMESPACES, PODS, SERVICES, Runtime, controller_ref, meta
+
+log = logging.getLogger("kubesim.injector")
 
 ISTIO_NS = "istio-system"
 DEFAULT_PROXY_IMAGE = "docker.io/istio/proxyv2:1.30.0"
 INJECTOR = "istio-sidecar-injector"
+WEBHOOK_SUFFIX = "sidecar-injector.istio.io"
 SKIP_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "local-path-storage")
 VOLUMES = ["workload-socket", "credential-socket", "workload-certs", "istio-envoy", "istio-data", "istio-podinfo", "istio-token", "istiod-ca-cert"]
 
 
 def injector_index(webhooks: list[dict[str, Any]]) -> tuple[str | None, set[str], dict[str, str]]:
     """From the injector webhooks: (default-webhook revision, revisions with an injector, tag -> revision)."""
+    default_rev, revs, tags, _configs = _index(webhooks)
+    return default_rev, revs, tags
+
+
+def _index(webhooks: list[dict[str, Any]]) -> tuple[str | None, set[str], dict[str, str], dict[str, dict[str, Any]]]:
     default_rev: str | None = None
     revs: set[str] = set()
     tags: dict[str, str] = {}
+    configs: dict[str, dict[str, Any]] = {}     # "rev:<rev>" / "tag:<tag>" -> the MutatingWebhookConfiguration
     for h in webhooks:
         md = meta(h)
         name = md.get("name") or ""
         labels = md.get("labels") or {}
         if labels.get("istio.io/tag"):
             tags[labels["istio.io/tag"]] = labels.get("istio.io/rev") or "default"
+            configs["tag:" + labels["istio.io/tag"]] = h
         elif name == INJECTOR:
             default_rev = labels.get("istio.io/rev") or "default"
             revs.add(default_rev)
+            configs.setdefault("rev:" + default_rev, h)
         elif name.startswith(INJECTOR + "-"):
-            revs.add(labels.get("istio.io/rev") or name[len(INJECTOR) + 1:])
-    return default_rev, revs, tags
+            rev = labels.get("istio.io/rev") or name[len(INJECTOR) + 1:]
+            revs.add(rev)
+            configs["rev:" + rev] = h
+    return default_rev, revs, tags, configs
 
 
 def choose_revision(ns_labels: dict[str, str], pod_labels: dict[str, str], pod_annotations: dict[str, str],
                     webhooks: list[dict[str, Any]]) -> str | None:
     """The revision whose injector webhook would mutate this pod, or None (no injection)."""
+    selected = select_webhook(ns_labels, pod_labels, pod_annotations, webhooks)
+    return selected[0] if selected else None
+
+
+def select_webhook(ns_labels: dict[str, str], pod_labels: dict[str, str], pod_annotations: dict[str, str],
+                   webhooks: list[dict[str, Any]]) -> tuple[str, dict[str, Any], str] | None:
+    """(revision, MutatingWebhookConfiguration, webhook name prefix) the API server would call for this pod, or None."""
     if not webhooks:
         return None
     if pod_labels.get("sidecar.istio.io/inject") == "false" or pod_annotations.get("sidecar.istio.io/inject") == "false":
         return None
-    default_rev, revs, tags = injector_index(webhooks)
+    default_rev, revs, tags, configs = _index(webhooks)
 
-    def resolve(rev: str) -> str | None:
+    def resolve(rev: str, prefix: str) -> tuple[str, dict[str, Any], str] | None:
         if rev in tags:
-            return tags[rev]
+            return tags[rev], configs["tag:" + rev], prefix
         if rev in revs:
-            return rev
+            return rev, configs["rev:" + rev], prefix
         return None
 
-    default = tags.get("default") or default_rev
+    def default(prefix: str) -> tuple[str, dict[str, Any], str] | None:
+        if "default" in tags:
+            return tags["default"], configs["tag:default"], prefix
+        if default_rev is not None:
+            return default_rev, configs["rev:" + default_rev], prefix
+        return None
+
     inj = ns_labels.get("istio-injection")
     if inj is not None:
-        return default if inj == "enabled" else None
+        return default("namespace.") if inj == "enabled" else None
     if ns_labels.get("istio.io/rev"):
-        return resolve(ns_labels["istio.io/rev"])
+        return resolve(ns_labels["istio.io/rev"], "rev.namespace.")
     if pod_labels.get("istio.io/rev"):
-        return resolve(pod_labels["istio.io/rev"])
+        return resolve(pod_labels["istio.io/rev"], "rev.object.")
     if pod_labels.get("sidecar.istio.io/inject") == "true":
-        return default
+        return default("object.")
     return None
+
+
+def _hook(config: dict[str, Any], prefix: str) -> dict[str, Any] | None:
+    """The webhook of the configuration the API server calls (None: the configuration has none)."""
+    hooks = [h for h in config.get("webhooks") or [] if (h.get("name") or "").endswith(WEBHOOK_SUFFIX)] or config.get("webhooks") or []
+    return next((h for h in hooks if h.get("name") == prefix + WEBHOOK_SUFFIX), hooks[0] if hooks else None)
+
+
+def call_error(rt: Runtime, hook: dict[str, Any]) -> str | None:
+    """Why the API server could not call this injector webhook (the text it reports), or None when it can.
+
+    The request goes to the webhook's Service: without a ready endpoint the dial fails (kube-apiserver
+    resolving the service through its endpoints); with one, TLS is verified against ``caBundle``,
+    which istiod patches in at run time (``istiod.py``)."""
+    cc = hook.get("clientConfig") or {}
+    timeout = int(hook.get("timeoutSeconds") or 10)
+    svc = cc.get("service")
+    if not svc:
+        return None          # a URL webhook (e.g. a remote istiod): outside this simulated cluster
+    name, ns = svc.get("name", ""), svc.get("namespace", "")
+    url = f"https://{name}.{ns}.svc:{int(svc.get('port') or 443)}{svc.get('path') or ''}?timeout={timeout}s"
+    reason: str | None = None
+    if rt.store.get(SERVICES, ns, name) is None:
+        reason = f'service "{name}" not found'
+    elif not any(ss.get("addresses") for ss in (rt.store.get(ENDPOINTS, ns, name) or {}).get("subsets") or []):
+        reason = f'no endpoints available for service "{name}"'
+    elif not _trusted(rt, ns, cc.get("caBundle") or ""):
+        reason = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+    if reason is None:
+        return None
+    return f'failed calling webhook "{hook.get("name", "")}": failed to call webhook: Post "{url}": {reason}'
+
+
+def _trusted(rt: Runtime, ns: str, bundle: str) -> bool:
+    """Does the caBundle hold the root istiod in ``ns`` serves with? (Any bundle, when istiod made no CA there.)"""
+    if not bundle:
+        return False
+    try:
+        pem = base64.b64decode(bundle)
+    except ValueError:
+        return False
+    roots = []
+    for secret, key in (("cacerts", "root-cert.pem"), ("istio-ca-secret", "ca-cert.pem")):
+        obj = rt.store.get("secrets", ns, secret)
+        if obj is not None:
+            try:
+                roots.append(base64.b64decode((obj.get("data") or {}).get(key) or ""))
+            except ValueError:
+                continue
+    roots = [r for r in roots if r]
+    return not roots or any(r.strip() in pem for r in roots)
 
 
 def proxy_image(rt: Runtime, rev: str) -> str:
@@ -244,12 +330,23 @@ def inject(rt: Runtime, pod: dict[str, Any], *, dry_run: bool = False) -> dict[s
     nsobj = rt.store.get(NAMESPACES, None, ns) or {}
     ns_labels = meta(nsobj).get("labels") or {}
     labels = md.get("labels") or {}
-    rev = choose_revision(ns_labels, labels, annotations, webhooks)
-    if rev is None:
+    selected = select_webhook(ns_labels, labels, annotations, webhooks)
+    if selected is None:
         if ns_labels.get("istio.io/dataplane-mode") == "ambient" and labels.get("istio.io/dataplane-mode") != "none" \
                 and rt.store.get(DAEMONSETS, ISTIO_NS, "ztunnel") is not None:
             md.setdefault("annotations", {})["ambient.istio.io/redirection"] = "enabled"
         return pod
+    rev, config, prefix = selected
+    hook = _hook(config, prefix)
+    if hook is None:
+        return pod
+    failed = call_error(rt, hook)
+    if failed is not None:
+        if (hook.get("failurePolicy") or "Fail") == "Ignore":
+            log.warning("kubesim: Failed calling webhook, failing open %s: %s", hook.get("name"), failed)
+            return pod
+        # the dispatcher's answer for a webhook that could not be called under failurePolicy Fail
+        raise ApiError(500, "InternalError", f"Internal error occurred: {failed}", {"causes": [{"message": failed}]})
     native_ann = _truthy(annotations.get("sidecar.istio.io/nativeSidecar"))
     native = native_ann if native_ann is not None else rt.settings.sidecar_mode == "native"
     cni = rt.store.get(DAEMONSETS, ISTIO_NS, "istio-cni-node") is not None

@@ -11,8 +11,10 @@ import re
 from typing import Any
 
 from ..api.defaults import qos_class
+from ..api.errors import ApiError
 from ..api.selectors import parse_label_selector
 from .common import (
+    KINDS,
     labels_of,
     now,
     owner_fanout,
@@ -48,7 +50,11 @@ def new_pod(rt: Runtime, owner_key: str, owner: dict[str, Any], template: dict[s
     spec = json.loads(json.dumps(template.get("spec") or {}))
     spec.update(spec_extra or {})
     pod = rt.defaulted(PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": md, "spec": spec})
-    pod = injection.inject(rt, pod, dry_run=False)
+    try:
+        pod = injection.inject(rt, pod, dry_run=False)
+    except ApiError as exc:      # refused in admission (an injector webhook that cannot be called)
+        create_failed(rt, owner_key, owner, exc)
+        return None
     if node is None:
         node = pick_node(rt, spec)
     if node:
@@ -56,7 +62,9 @@ def new_pod(rt: Runtime, owner_key: str, owner: dict[str, Any], template: dict[s
         pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now()}]
     for _attempt in range(5):
         try:
-            return rt.create_raise(PODS, pod)
+            out = rt.create_raise(PODS, pod)
+            rt.create_failures.pop((owner_key, meta(owner).get("namespace"), meta(owner)["name"]), None)
+            return out
         except Exception as exc:
             if getattr(exc, "code", None) == 409 and getattr(exc, "reason", "") == "AlreadyExists" and "-" in name and owner_key != STATEFULSETS:
                 name = name.rsplit("-", 1)[0] + "-" + suffix()
@@ -66,6 +74,19 @@ def new_pod(rt: Runtime, owner_key: str, owner: dict[str, Any], template: dict[s
                 return None
             raise
     return None
+
+
+def create_failed(rt: Runtime, owner_key: str, owner: dict[str, Any], exc: ApiError) -> None:
+    """What kube-controller-manager does when a pod create is refused: a FailedCreate event on the
+    controller ("Error creating: <API error>") and a retry with the workqueue's per-item backoff
+    (5 ms doubling, at most 1000 s). The controller's status reads rt.create_failures."""
+    key = (owner_key, meta(owner).get("namespace"), meta(owner)["name"])
+    count = rt.create_failures.get(key, (0, ""))[0]
+    rt.create_failures[key] = (count + 1, exc.message)
+    kind = str(owner.get("kind") or KINDS.get(owner_key, "ReplicaSet"))
+    emit_event(rt, {**owner, "kind": kind, "apiVersion": owner.get("apiVersion") or "apps/v1"}, "Warning", "FailedCreate",
+               f"Error creating: {exc.message}", component=f"{kind.lower()}-controller")
+    rt.after(min(0.005 * 2 ** count, 1000.0), lambda rt, k=key: rt.mark(*k))
 
 
 def reconcile_pod(rt: Runtime, ns: str | None, name: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from .common import (
     is_active,
     is_ready,
+    now,
     orphaned,
     owned_by,
     owner_fanout,
@@ -37,7 +38,8 @@ def reconcile_replicaset(rt: Runtime, ns: str | None, name: str) -> None:
     if diff > 0:
         base = meta(rs)["name"]
         for _i in range(diff):
-            new_pod(rt, REPLICASETS, rs, template, f"{base}-{suffix()}")
+            if new_pod(rt, REPLICASETS, rs, template, f"{base}-{suffix()}") is None and (REPLICASETS, ns, name) in rt.create_failures:
+                break     # as the controller's slow-start batches: stop at the first refused create, retry later
     elif diff < 0:
         def rank(p: dict[str, Any]) -> tuple[int, int, str]:
             st = p.get("status") or {}
@@ -54,6 +56,15 @@ def reconcile_replicaset(rt: Runtime, ns: str | None, name: str) -> None:
         status.pop("availableReplicas")
     if not pods:
         status.pop("fullyLabeledReplicas")
+    conds = [c for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+    failure = rt.create_failures.get((REPLICASETS, ns, name))
+    if failure is not None and len(pods) < want:
+        # kube-controller-manager's calculateStatus: the refused create, kept until a sync succeeds
+        old = next((c for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+        conds.append(old or {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": failure[1],
+                             "lastTransitionTime": now()})
+    if conds:
+        status["conditions"] = conds
     write_status(rt, REPLICASETS, rs, status)
 
 

@@ -181,6 +181,7 @@ class Runtime:
         self.lbs: dict[tuple[str | None, str], Any] = {}   # LoadBalancer Services served: (ns, name) -> state
         self.lb_due: dict[tuple[str | None, str], float] = {}
         self.rr = 0                                        # round-robin pod placement
+        self.create_failures: dict[tuple[str, str | None, str], tuple[int, str]] = {}   # controller -> (refused creates, last error)
 
     # ---- wiring -------------------------------------------------------------------------
     def listener(self, etype: str, key: str, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
