@@ -8,6 +8,7 @@ import time
 import types
 
 import pytest
+from kubesim.testing import injector_webhook, istiod
 from kubesim.behaviour.runtime import DEPLOYMENTS, PODS, REPLICASETS, Runtime
 from kubesim.settings import Settings
 from kubesim.api.store import Store
@@ -99,8 +100,12 @@ def api_create(rt: Runtime, key, obj):
 
 
 def test_in_process_deployment_and_injection(rt):
-    api_create(rt, "mutatingwebhookconfigurations.admissionregistration.k8s.io",
-               DEFAULT | {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration"})
+    api_create(rt, "mutatingwebhookconfigurations.admissionregistration.k8s.io", injector_webhook())
+    # the injector is called only once a ready istiod has patched its CA into the webhook
+    for obj in istiod():
+        api_create(rt, DEPLOYMENTS if obj["kind"] == "Deployment" else "services", rt.defaulted("services", obj) if obj["kind"] == "Service" else obj)
+    pump(rt, lambda: all((h.get("clientConfig") or {}).get("caBundle") for h in rt.store.get(
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io", None, "istio-sidecar-injector")["webhooks"]))
     rt.store.update("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mesh", "labels": {"istio-injection": "enabled"}}})
     api_create(rt, DEPLOYMENTS, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "mesh"},
                                  "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "d"}},
