@@ -102,25 +102,51 @@ def selector(**matchers) -> str:
     return "{%s}" % ",".join(parts)
 
 
-def grouped_increase(metric: str, labels, window: str, namespaces=None, reporter=None, function: str = "increase") -> str:
-    """ONE query for ``metric``: ``sum by (labels) (increase(metric{...}[window]))`` (or ``rate``).
+def _in_window(function: str, series: str, window: str) -> str:
+    """The per-series expression of ``function`` over ``window``.
 
+    ``observed`` counts what a counter gained in the window *including series born inside it*:
+    Istio creates a series on the first request a sidecar sees, so a burst of traffic shorter
+    than a scrape interval makes a series whose first sample already holds its count, and
+    ``increase()`` (which extrapolates between samples in the window) answers 0 for it. The
+    gain is ``max_over_time(c[w]) - c offset w`` for a series that existed at the start of the
+    window, and ``max_over_time(c[w])`` for one that did not (``or`` keeps the first form where
+    both exist). Counter resets inside the window are not corrected (rare for sidecars).
+    ``observed_rate`` is the same divided by the window's seconds.
+    """
+    if function in ("increase", "rate"):
+        return "%s(%s[%s])" % (function, series, window)
+    gained = "((max_over_time(%s[%s]) - (%s offset %s)) or max_over_time(%s[%s]))" % (series, window, series, window, series, window)
+    if function == "observed":
+        return gained
+    return "(%s / %s)" % (gained, _format_seconds(duration_seconds(window)))
+
+
+def _format_seconds(value: float) -> str:
+    return ("%d" % value) if value == int(value) else repr(value)
+
+
+def grouped_increase(metric: str, labels, window: str, namespaces=None, reporter=None, function: str = "observed") -> str:
+    """ONE query for ``metric``: ``sum by (labels) (<function> of metric{...} over window)``.
+
+    ``function`` is ``observed`` (requests in the window, new series included; the default),
+    ``observed_rate`` (the same per second), or Prometheus' own ``increase`` / ``rate``.
     With ``namespaces`` the series whose destination OR source workload lives in one of them
     are kept (two selectors joined with ``or``: the label sets are identical, so nothing is
     counted twice).
     """
     if not valid_duration(window):
         raise ValueError("window %r is not a Prometheus duration" % (window,))
-    if function not in ("increase", "rate"):
-        raise ValueError("function must be increase or rate")
+    if function not in ("observed", "observed_rate", "increase", "rate"):
+        raise ValueError("function must be observed, observed_rate, increase or rate")
     by = ", ".join(labels)
     if not namespaces:
-        return "sum by (%s) (%s(%s%s[%s]))" % (by, function, metric, selector(reporter=reporter), window)
+        return "sum by (%s) (%s)" % (by, _in_window(function, metric + selector(reporter=reporter), window))
     regex = ("=~", namespace_regex(namespaces))
     parts = []
     for side in ("destination_workload_namespace", "source_workload_namespace"):
         matchers = {side: regex, "reporter": reporter}
-        parts.append("sum by (%s) (%s(%s%s[%s]))" % (by, function, metric, selector(**matchers), window))
+        parts.append("sum by (%s) (%s)" % (by, _in_window(function, metric + selector(**matchers), window)))
     return " or ".join(parts)
 
 

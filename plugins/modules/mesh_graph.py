@@ -378,11 +378,11 @@ def main():
                                      headers=kube.auth_headers if kube else None, timeout=params["request_timeout"])
         prom = _addons.Prometheus(transport, evaluation_time=params["time"])
         requests = prom.query(_promql.grouped_increase(_promql.REQUESTS, _promql.REQUEST_LABELS, params["window"], namespaces,
-                                                       reporter=params["reporter"], function="rate"))
+                                                       reporter=params["reporter"], function="observed_rate"))
         tcp = []
         if params["include_tcp"]:
             tcp = prom.query(_promql.grouped_increase(_promql.TCP_OPENED, _promql.TCP_LABELS, params["window"], namespaces,
-                                                      reporter=params["reporter"], function="rate"))
+                                                      reporter=params["reporter"], function="observed_rate"))
         routing = {}
         if params["routing"]:
             try:

@@ -16,10 +16,10 @@ from tests.fixtures.telemetry import traffic
 # --------------------------------------------------------------------------------------
 def test_grouped_query_is_one_query_per_metric_with_istio_labels():
     q = _promql.grouped_increase(_promql.REQUESTS, _promql.REQUEST_LABELS, "5m", ["bookinfo", "shop"])
-    assert q.count("istio_requests_total{") == 2 and " or " in q
+    assert q.count("istio_requests_total{") == 6 and " or " in q   # per side: gained since the window's start, or born in it
     assert 'destination_workload_namespace=~"bookinfo|shop"' in q and 'source_workload_namespace=~"bookinfo|shop"' in q
     assert q.startswith("sum by (reporter, source_workload, source_workload_namespace,")
-    assert "[5m]" in q and "increase(" in q
+    assert "max_over_time(istio_requests_total{" in q and " offset 5m)" in q and "[5m]" in q
     # same input, same string: namespaces sorted and de-duplicated
     assert q == _promql.grouped_increase(_promql.REQUESTS, _promql.REQUEST_LABELS, "5m", ["shop", "bookinfo", "shop"])
 
