@@ -18,7 +18,8 @@ from ansible_collections.okemesh.istio.plugins.module_utils._support import (
 
 display = Display()
 
-# The release in which the deprecated variable names stop working.
+# The release in which the deprecated variable names stop working (also written, as a literal,
+# in the deprecated() call below: ansible-test checks it there).
 REMOVAL_VERSION = "0.3.0"
 
 
@@ -58,7 +59,7 @@ def deprecated_names(renames, defined):
     for old in sorted(set(defined or []) & set(renames)):
         display.deprecated(
             "The variable %s is deprecated; set %s instead (the old name still works until then)." % (old, renames[old]),
-            version=REMOVAL_VERSION,
+            version="0.3.0",
             collection_name="okemesh.istio",
         )
         lines.append("%s -> %s" % (old, renames[old]))

@@ -41,7 +41,7 @@ def test_defaults_come_from_the_collection(playbook, tmp_path):
 
 
 def test_collection_wide_variables_reach_every_role(playbook, tmp_path):
-    resolved, _ = resolve(playbook, tmp_path, okemesh_istio_version="1.29.1", okemesh_kubectl_binary="/opt/k8s/kubectl",
+    resolved, _output = resolve(playbook, tmp_path, okemesh_istio_version="1.29.1", okemesh_kubectl_binary="/opt/k8s/kubectl",
                           okemesh_helm_binary="/opt/k8s/helm", okemesh_api_retries=7, okemesh_api_retry_delay=2)
     assert resolved["versions"] == ["1.29.1"] * 5
     assert resolved["kubectl"] == ["/opt/k8s/kubectl"] * 2
@@ -51,7 +51,7 @@ def test_collection_wide_variables_reach_every_role(playbook, tmp_path):
 
 
 def test_istio_version_set_alone_is_followed_by_the_other_roles(playbook, tmp_path):
-    resolved, _ = resolve(playbook, tmp_path, okemesh_istio_version="1.30.0", istio_version="1.29.0")
+    resolved, _output = resolve(playbook, tmp_path, okemesh_istio_version="1.30.0", istio_version="1.29.0")
     assert resolved["versions"] == ["1.29.0"] * 5
 
 
