@@ -11,6 +11,7 @@ retry fails the run instead of hanging.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
@@ -32,8 +33,8 @@ class FaultUntilRetried:
     """Every request whose path contains `path` gets `code` until ansible's log shows a retry
     (then two more tries' worth of faults: the retry itself met the fault too)."""
 
-    def __init__(self, sim, log: Path, *, path: str, code: int):
-        self.sim, self.log = sim, log
+    def __init__(self, sim, log: Path, *, path: str, code: int, retries_seen: int = 2):
+        self.sim, self.log, self.retries_seen = sim, log, retries_seen
         self.cleared_after_retry = False
         self._done = threading.Event()
         sim.settings(fault_error_rate=1.0, fault_error_code=code, fault_paths=path, fault_retry_after=1)
@@ -43,7 +44,7 @@ class FaultUntilRetried:
     def _watch(self) -> None:
         while not self._done.wait(0.1):
             text = self.log.read_text(errors="replace") if self.log.exists() else ""
-            if text.count("FAILED - RETRYING") >= 2:
+            if text.count("FAILED - RETRYING") >= self.retries_seen:
                 self.cleared_after_retry = True
                 break
         self.sim.settings(fault_error_rate=0.0, fault_paths="")
@@ -53,10 +54,11 @@ class FaultUntilRetried:
         self._thread.join(timeout=10)
 
 
-def run_with_fault(playbook, sim, tmp_path: Path, book: str, *, path: str, code: int, tags: str, **extra):
+def run_with_fault(playbook, sim, tmp_path: Path, book: str, *, path: str, code: int, tags: str, retries_seen: int = 2,
+                   **extra):
     log = tmp_path / "ansible.log"
     env = {**helm_env(sim), "ANSIBLE_LOG_PATH": str(log)}
-    fault = FaultUntilRetried(sim, log, path=path, code=code)
+    fault = FaultUntilRetried(sim, log, path=path, code=code, retries_seen=retries_seen)
     try:
         result = playbook(PLAYBOOKS / book, tags=tags, env=env, extra_vars={
             "ansible_python_interpreter": sys.executable, "okemesh_kubeconfig": sim.kubeconfig, **RETRIES, **extra})
@@ -86,6 +88,39 @@ def test_helm_tasks_retry_transient_errors_and_converge(kubesim, playbook, tmp_p
     assert "FAILED - RETRYING: [localhost]: Install or upgrade istio-base" in result.stdout, str(result)
     secrets = get(kubesim, "/api/v1/namespaces/istio-system/secrets?labelSelector=owner%3Dhelm,name%3Distio-base")["items"]
     assert [s["metadata"]["labels"]["status"] for s in secrets] == ["deployed"]
+
+
+def test_a_release_left_failed_by_an_api_error_is_deployed_again(kubesim, playbook, tmp_path):
+    # An interrupted run: helm has recorded the release when creating the CRDs (POST ...?fieldManager=helm)
+    # fails, without retries: helm leaves the release "failed".
+    role_vars = {"ansible_python_interpreter": sys.executable, "okemesh_kubeconfig": kubesim.kubeconfig,
+                 "istio_release_dir": str(RELEASE), "istio_work_dir": str(tmp_path / "work"), "istio_wait_timeout": 60,
+                 "istio_wait_delay": 1}
+    kubesim.settings(fault_error_rate=1.0, fault_error_code=500, fault_paths="/customresourcedefinitions?fieldManager=")
+    try:
+        broken = playbook(PLAYBOOKS / "istio.yml", tags="istio_values,istio_base", env=helm_env(kubesim),
+                          extra_vars={**role_vars, "okemesh_api_retries": 0})
+    finally:
+        kubesim.settings(fault_error_rate=0.0, fault_paths="")
+    assert broken.rc != 0
+
+    def releases() -> list[str]:
+        items = get(kubesim, "/api/v1/namespaces/istio-system/secrets?labelSelector=owner%3Dhelm,name%3Distio-base")["items"]
+        return [s["metadata"]["labels"]["status"] for s in sorted(items, key=lambda s: int(s["metadata"]["labels"]["version"]))]
+
+    assert releases() == ["failed"]
+    # The next run: kubernetes.core.helm takes the failed release (same chart and values) for up to
+    # date; the role deploys it again, forced, and the CRDs are there.
+    result = playbook(PLAYBOOKS / "istio.yml", tags="istio_values,istio_base", env=helm_env(kubesim), extra_vars=role_vars)
+    assert result.rc == 0, str(result)
+    assert re.search(r"TASK \[okemesh\.istio\.istio : Deploy istio-base again if an API error left it failed\] \*+\nchanged:",
+                     result.stdout), str(result)
+    assert releases()[-1] == "deployed"
+    crds = {c["metadata"]["name"] for c in get(kubesim, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]}
+    assert {"virtualservices.networking.istio.io", "gateways.networking.istio.io", "peerauthentications.security.istio.io"} <= crds
+    # and the run after that changes nothing
+    again = playbook(PLAYBOOKS / "istio.yml", tags="istio_values,istio_base", env=helm_env(kubesim), extra_vars=role_vars)
+    assert again.rc == 0 and again.changed() == 0, str(again)
 
 
 def test_a_real_error_fails_at_once(kubesim, playbook):
