@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: okemesh.istio contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The collection's shared data, in one place: what Istio supports, the OKE choices, the
+collection-wide defaults, and which API errors are worth retrying.
+
+The roles read it through the ``okemesh.istio.support`` and ``okemesh.istio.api_transient``
+filters (plugins/filter/okemesh.py), so it travels with the collection and works when a role is
+used alone. This is a private module_utils file: it may change at any time.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+# Istio minor -> the Kubernetes minors it supports (istio.io "Supported Releases",
+# data/compatibility/supportStatus.yml of istio/istio.io). Newest first.
+ISTIO_KUBERNETES = {
+    "1.30": {"min": "1.32", "max": "1.36"},
+    "1.29": {"min": "1.31", "max": "1.35"},
+    "1.28": {"min": "1.30", "max": "1.34"},
+    "1.27": {"min": "1.29", "max": "1.33"},
+}
+
+# Istio release the roles install when nothing else is set (okemesh_istio_version).
+DEFAULT_ISTIO_VERSION = "1.30.0"
+
+# Endpoint of an OKE cluster a kubeconfig can target (CreateClusterKubeconfigContentDetails.endpoint).
+OKE_ENDPOINTS = ["PUBLIC_ENDPOINT", "PRIVATE_ENDPOINT", "VCN_HOSTNAME", "LEGACY_KUBERNETES"]
+# How the OCI SDK authenticates.
+OCI_AUTH_TYPES = ["api_key", "instance_principal", "resource_principal", "security_token"]
+# User written into an OKE kubeconfig: the exec plugin (oci ce cluster generate-token) or a minted token.
+OKE_CREDENTIALS = ["exec", "token"]
+
+# Retries of a Kubernetes API call that failed transiently (okemesh_api_retries), and the
+# seconds between two tries (okemesh_api_retry_delay).
+DEFAULT_API_RETRIES = 5
+DEFAULT_API_RETRY_DELAY = 3
+
+SUPPORT = {
+    "istio_kubernetes": ISTIO_KUBERNETES,
+    "default_istio_version": DEFAULT_ISTIO_VERSION,
+    "oke_endpoints": OKE_ENDPOINTS,
+    "oci_auth_types": OCI_AUTH_TYPES,
+    "oke_credentials": OKE_CREDENTIALS,
+    "default_api_retries": DEFAULT_API_RETRIES,
+    "default_api_retry_delay": DEFAULT_API_RETRY_DELAY,
+}
+
+_MINOR = re.compile(r"^v?(\d+)\.(\d+)")
+
+
+def minor(version):
+    """'v1.30.2' -> '1.30'; '' when the text is not a version."""
+    m = _MINOR.match(str(version or "").strip())
+    return "%s.%s" % (m.group(1), m.group(2)) if m else ""
+
+
+def kubernetes_range(istio_version):
+    """The Kubernetes range an Istio version supports, {'min', 'max'}; {} when not recorded."""
+    return dict(ISTIO_KUBERNETES.get(minor(istio_version), {}))
+
+
+# HTTP status codes that a retry can cure: the API server is throttling (429, API Priority and
+# Fairness) or is briefly unavailable (control-plane upgrade, etcd leader change, a proxy in front).
+TRANSIENT_STATUS = (429, 500, 502, 503, 504)
+
+# How a transient failure reads in the results of kubernetes.core (Python client), helm and
+# kubectl (client-go). A request the server refused for a reason of its own (400 Bad Request,
+# 403, 404, 409 Conflict, 422 Invalid) matches none of them.
+_TRANSIENT_TEXT = re.compile(
+    "|".join(
+        [
+            r"\b(?:Too Many Requests|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout)\b",
+            r"\((?:TooManyRequests|InternalError|ServiceUnavailable|Timeout)\)",  # kubectl: Error from server (X)
+            r"the server has received too many requests",
+            r"the server is currently unable to handle the request",
+            r"the server was unable to return a response in the time allotted",
+            r"an error on the server .* has prevented the request from succeeding",
+            r"Internal error occurred",
+            r"etcdserver: (?:request timed out|leader changed|too many requests)",
+            r"[Cc]onnection (?:refused|reset|aborted)",
+            r"RemoteDisconnected|Max retries exceeded|ProtocolError|IncompleteRead|Read timed out|ConnectTimeoutError",
+            r"TLS handshake timeout|i/o timeout|http2: client connection lost|unexpected EOF|: EOF\b",
+            r"Kubernetes cluster unreachable",
+        ]
+    )
+)
+
+
+_STATUS_CODE = re.compile(r'"code"\s*:\s*(\d{3})\b|\((\d{3})\)\s*Reason:')
+
+
+def is_transient(result):
+    """True when a registered task result carries an API error that a retry can cure.
+
+    The HTTP status decides when the result says it: ``status``/``error`` when they are numbers,
+    else the ``code`` of a Status body quoted in ``msg`` (kubernetes.core). Without a status, the
+    error text (``msg``, ``reason``, ``stderr``: helm and kubectl) is matched against the ways
+    client-go and the Python client report throttling, 5xx answers and broken connections. A
+    result without an error, or with an error a retry cannot cure (422 Invalid, 404, 403, ...),
+    is False: the task then ends (or fails) at once.
+    """
+    if not isinstance(result, dict):
+        return False
+    for key in ("status", "error"):
+        code = result.get(key)
+        if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
+            return code in TRANSIENT_STATUS
+    text = "\n".join(str(result.get(key) or "") for key in ("msg", "reason", "stderr"))
+    m = _STATUS_CODE.search(text)
+    if m:
+        return int(m.group(1) or m.group(2)) in TRANSIENT_STATUS
+    return bool(_TRANSIENT_TEXT.search(text))
