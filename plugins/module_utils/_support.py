@@ -36,8 +36,8 @@ OKE_CREDENTIALS = ["exec", "token"]
 
 # Retries of a Kubernetes API call that failed transiently (okemesh_api_retries), and the
 # seconds between two tries (okemesh_api_retry_delay).
-DEFAULT_API_RETRIES = 5
-DEFAULT_API_RETRY_DELAY = 3
+DEFAULT_API_RETRIES = 10
+DEFAULT_API_RETRY_DELAY = 2
 
 SUPPORT = {
     "istio_kubernetes": ISTIO_KUBERNETES,

@@ -1,7 +1,7 @@
 """site.yml run the way AWX / Automation Controller runs a job template: ansible-runner over a
 private data directory, the cluster given ONLY by the K8S_AUTH_* variables of the "OpenShift or
 Kubernetes API Bearer Token" credential, no kubeconfig file anywhere. Against kubesim, the local
-Kubernetes API simulator (tests/kubesim).
+Kubernetes API simulator (tools/kubesim).
 
 Private data directory, as AWX lays it out:
   project/                     the project checkout (this collection: symlinks to the repo files)

@@ -204,7 +204,9 @@ def test_cli_writes_atomically_and_reports_bad_selections(tmp_path):
     assert bad.returncode == 2 and "istio_revision_tags" in bad.stderr
     assert not (tmp_path / "bad.json").exists()
     stale = tmp_path / "stale.json"
-    stale.write_text(out.read_text().replace("1.30.0", "1.29.0"))
+    outdated = json.loads(out.read_text())
+    outdated["spec"][0]["question_description"] = "an older description"
+    stale.write_text(json.dumps(outdated, indent=2) + "\n")
     check = subprocess.run([sys.executable, str(SCRIPT), "istio_version", "istio_profile", "--check", str(stale)],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 1 and "regenerate" in check.stderr

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
+from tests.support.modules import on_target
+
 from ansible_collections.okemesh.istio.plugins.module_utils import _k8s
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import InputError, KubernetesError
 
@@ -76,7 +78,7 @@ SPEC = dict(_k8s.K8S_AUTH_ARGSPEC, wait=dict(type="int", default=0), note=dict(t
 
 
 def run_module(capsys, args, finish=None) -> dict:
-    with patch_module_args(args), pytest.raises(SystemExit):
+    with on_target(), patch_module_args(args), pytest.raises(SystemExit):
         module = _k8s.K8sModule(argument_spec=SPEC)
         finish(module)
     return json.loads(capsys.readouterr().out)

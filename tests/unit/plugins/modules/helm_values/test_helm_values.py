@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+
+from tests.support.modules import on_target
 from ruamel.yaml import YAML
 
 from ansible_collections.okemesh.istio.plugins.modules import helm_values
@@ -23,7 +25,7 @@ ADDONS = {"grafana.enabled": True, "prometheus.enabled": True, "servicegraph.ena
 
 def run(capsys, **args):
     """Run the module; return (result dict, failed flag)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+    with on_target(), patch_module_args(args), pytest.raises(SystemExit) as exit_info:
         helm_values.main()
     result = json.loads(capsys.readouterr().out)
     return result, exit_info.value.code != 0

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from tests.support.modules import on_target
+
 from ansible_collections.okemesh.istio.plugins.modules import helm_values
 from tests.fixtures.values.hostile import ALIAS_BOMB, MERGE_BOMB, RECURSIVE_ALIAS, SECRET, deep_flow, deep_mapping
 
@@ -42,7 +44,7 @@ def watchdog():
 
 def run(capsys, **args):
     """Run the module; return (result dict, failed flag, raw output)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+    with on_target(), patch_module_args(args), pytest.raises(SystemExit) as exit_info:
         helm_values.main()
     captured = capsys.readouterr()
     result = json.loads(captured.out)

@@ -8,6 +8,8 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from tests.support.modules import on_target
+
 from ansible_collections.okemesh.istio.plugins.modules import oke_kubeconfig
 from tests.oci_stub.identity import CLUSTER
 
@@ -20,7 +22,7 @@ def run(capsys):
     """
 
     def _run(**args):
-        with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
+        with on_target(), patch_module_args(args), pytest.raises(SystemExit) as exit_info:
             oke_kubeconfig.main()
         out = capsys.readouterr().out
         result = json.loads(out)
