@@ -35,6 +35,10 @@ class Settings:
     fault_paths: str = ""                      # substring a request path must contain to be faulted ("" = any)
     fault_latency: float = 0.0                 # seconds added to every API request
     fault_watch_drop_after: float = 0.0        # >0: watch streams are cut after this many seconds
+    # --- telemetry (behaviour/telemetry.py, behaviour/addons.py) -----------------------------
+    prometheus_binary: str = "prometheus"      # the real Prometheus started behind the prometheus add-on ("" = never start one)
+    scrape_interval: str = "1s"                # scrape/evaluation interval written into the derived Prometheus config
+    trace_sampling_default: float = 100.0      # % of requests traced when neither a Telemetry resource nor meshConfig says (demo profile: 100)
     # --- API internals (added by the API half) ---------------------------------------------
     watch_history: int = 20000                 # watch events kept for "watch from resourceVersion" (older -> 410 Expired); read at start
 

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from . import protobuf, tables
+from . import protobuf, proxy, tables
 from .defaults import CRD_KEY, apply_defaults, check_type, validate_crd, validate_name
 from .errors import ApiError, not_found
 from .patch import apply_merge, json_merge, json_patch, strategic_merge
@@ -298,6 +298,8 @@ class Api:
         if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
             ns = rest[1]
             rest = rest[2:]
+        if not group and ns is not None and rest[0] in ("services", "pods") and len(rest) >= 3 and rest[2] == "proxy":
+            return await proxy.handle(self, request, rest[0], ns, rest[1])      # services/proxy, pods/proxy
         rt = self._lookup(group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None
         sub = "/".join(rest[2:]) if len(rest) > 2 else None
