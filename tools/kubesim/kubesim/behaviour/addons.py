@@ -22,7 +22,8 @@ local process, or None (nothing listens: the proxy answers 503 like a refused di
   ``/api/search`` over the dashboards (JSON ``title``) of the ConfigMaps the pod mounts and of
   ``istio-grafana-dashboards`` / ``istio-services-grafana-dashboards``, read live from the store;
 * **Jaeger** (``app=jaeger``), 16686: simulated query API (``/api/services``, ``/api/traces``,
-  under ``QUERY_BASE_PATH``) over the spans the simulated proxies reported;
+  under the base path: env ``QUERY_BASE_PATH``, ``--query.base-path``, or a mounted Jaeger v2
+  configuration's ``extensions.jaeger_query.base_path``) over the spans the simulated proxies reported;
 * **Kiali** (``app=kiali``), 20001: simulated ``/kiali/api/status``.
 
 Every simulated answer carries ``x-kubesim-simulated: true``.
@@ -400,8 +401,25 @@ def _base_path(pod: dict[str, Any], env_name: str, arg: str) -> str:
     return ""
 
 
+def _jaeger_v2_base_path(rt: Runtime, pod: dict[str, Any]) -> str:
+    """``extensions.jaeger_query.base_path`` of a Jaeger v2 configuration in a ConfigMap the pod mounts."""
+    ns = meta(pod).get("namespace")
+    for v in (pod.get("spec") or {}).get("volumes") or []:
+        name = (v.get("configMap") or {}).get("name")
+        cm = rt.store.get(CONFIGMAPS, ns, name) if name else None
+        for text in ((cm or {}).get("data") or {}).values():
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError:
+                continue
+            base = (((doc or {}).get("extensions") or {}).get("jaeger_query") or {}).get("base_path") if isinstance(doc, dict) else None
+            if base:
+                return "/" + str(base).strip("/")
+    return ""
+
+
 def jaeger(rt: Runtime, pod: dict[str, Any]) -> Handler:
-    base = _base_path(pod, "QUERY_BASE_PATH", "--query.base-path")
+    base = _base_path(pod, "QUERY_BASE_PATH", "--query.base-path") or _jaeger_v2_base_path(rt, pod)
 
     def handle(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         if base and not (path == base or path.startswith(base + "/")):
