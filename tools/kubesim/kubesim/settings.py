@@ -10,6 +10,7 @@ PATCH merges a JSON object; same bearer token as the API).
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from typing import Any
 
@@ -64,6 +65,8 @@ class Settings:
                     coerced[name] = type(current)(value)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"kubesim setting {name!r}: {value!r} is not a {type(current).__name__}") from exc
+        if "scrape_interval" in coerced and not re.fullmatch(r"([0-9]+(ms|s|m|h))+", coerced["scrape_interval"]):
+            raise ValueError("kubesim setting 'scrape_interval' must be a Prometheus duration such as 1s or 500ms")
         if "sidecar_mode" in coerced and coerced["sidecar_mode"] not in ("native", "classic"):
             raise ValueError("kubesim setting 'sidecar_mode' must be 'native' or 'classic'")
         with self._lock:

@@ -358,3 +358,38 @@ def test_grafana_dashboards_jaeger_traces_and_kiali_come_from_the_store(kubesim)
     _send(addr, 5)
     traces = json.loads(proxy(ks, f"{base}/tracing:80/proxy/jaeger/api/traces?service=productpage.bookinfo&limit=50")[2])["data"]
     assert len(traces) == 3
+
+
+# ------------------------------------------------------------------------------------- pure parts
+def test_name_forms_protocols_and_derived_prometheus_config():
+    from kubesim.api.proxy import split_scheme_name_port
+    from kubesim.behaviour.addons import derive_config
+    from kubesim.behaviour.telemetry import port_protocol
+
+    assert split_scheme_name_port("grafana") == ("", "grafana", "")
+    assert split_scheme_name_port("grafana:3000") == ("", "grafana", "3000")
+    assert split_scheme_name_port("https:grafana:service") == ("https", "grafana", "service")
+    assert split_scheme_name_port("ftp:grafana:1") is None and split_scheme_name_port(":80") is None
+    assert split_scheme_name_port("a:b:c:d") is None
+
+    assert [port_protocol(p) for p in ({"name": "http"}, {"name": "http-web"}, {"name": "http2"}, {"name": "grpc-api"},
+                                       {"name": "tcp-db"}, {"name": "web"}, {}, {"name": "web", "appProtocol": "http"},
+                                       {"name": "http", "appProtocol": "mysql"})] == \
+        ["http", "http", "http", "grpc", "tcp", "tcp", "tcp", "http", "tcp"]
+
+    source = {"global": {"scrape_interval": "15s", "scrape_timeout": "10s"}, "rule_files": ["/etc/rules.yml"],
+              "scrape_configs": [
+                  {"job_name": "kubernetes-pods", "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": ["a"], "own_namespace": True}}],
+                   "bearer_token_file": "/var/run/secrets/token",
+                   "relabel_configs": [{"action": "keep", "regex": "true", "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]}]},
+                  {"job_name": "static", "static_configs": [{"targets": ["10.0.0.1:9100"]}]}]}
+    cfg = derive_config(source, "istio-system", "127.0.0.1:4321", "1s", "/kubesim/sd/s3cret")
+    assert cfg["global"] == {"scrape_interval": "1s", "evaluation_interval": "1s"} and "rule_files" not in cfg
+    assert [j["job_name"] for j in cfg["scrape_configs"]] == ["kubernetes-pods"]          # static targets do not exist here
+    job = cfg["scrape_configs"][0]
+    assert "kubernetes_sd_configs" not in job and "bearer_token_file" not in job
+    assert job["http_sd_configs"] == [{"url": "http://127.0.0.1:4321/kubesim/sd/s3cret?role=pod&namespaces=a%2Cistio-system",
+                                       "refresh_interval": "1s"}]
+    assert job["relabel_configs"][0]["action"] == "keep"                                  # the add-on's own relabelling first
+    assert job["relabel_configs"][-1] == {"target_label": "__address__", "replacement": "127.0.0.1:4321"}
+    assert source["scrape_configs"][0]["kubernetes_sd_configs"]                           # the input is left alone

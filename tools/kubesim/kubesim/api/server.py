@@ -228,6 +228,9 @@ class Api:
                 elif sub == "scale":
                     res.append({"name": f"{rt.plural}/scale", "singularName": "", "namespaced": rt.namespaced, "group": "autoscaling",
                                 "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+            if rt.key in ("pods", "services"):
+                res.append({"name": f"{rt.plural}/proxy", "singularName": "", "namespaced": True, "kind": f"{rt.kind}ProxyOptions",
+                            "verbs": ["create", "delete", "get", "patch", "update"]})
             if rt.key == "pods":
                 res.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]})
                 res.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy", "version": "v1",

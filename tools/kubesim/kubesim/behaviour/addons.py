@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -69,8 +70,10 @@ def _json(code: int, obj: Any) -> Answer:
 
 def _addon(pod: dict[str, Any]) -> str | None:
     lb = labels_of(pod)
-    name = lb.get("app.kubernetes.io/name") or lb.get("app") or ""
-    return name if name in ("prometheus", "grafana", "jaeger", "kiali", "istiod") else None
+    for name in (lb.get("app.kubernetes.io/name"), lb.get("app")):
+        if name in ("prometheus", "grafana", "jaeger", "kiali", "istiod"):
+            return name
+    return None
 
 
 # ------------------------------------------------------------------------------------- Prometheus
@@ -161,7 +164,7 @@ class PromServer:
             self.dir = ""
 
 
-def derive_config(source: dict[str, Any], own_namespace: str, metrics_addr: str, interval: str) -> dict[str, Any]:
+def derive_config(source: dict[str, Any], own_namespace: str, metrics_addr: str, interval: str, sd_path: str = "/kubesim/sd") -> dict[str, Any]:
     """The add-on's prometheus.yml adapted to kubesim (see the module docstring)."""
     cfg = dict(source or {})
     glob = dict(cfg.get("global") or {})
@@ -186,7 +189,7 @@ def derive_config(source: dict[str, Any], own_namespace: str, metrics_addr: str,
             if ns_cfg.get("own_namespace"):
                 names.append(own_namespace)
             query = urlencode([("role", sd.get("role") or "pod"), ("namespaces", ",".join(names))])
-            http_sds.append({"url": f"http://{metrics_addr}/kubesim/sd?{query}", "refresh_interval": interval})
+            http_sds.append({"url": f"http://{metrics_addr}{sd_path}?{query}", "refresh_interval": interval})
         job.pop("kubernetes_sd_configs", None)
         job["http_sd_configs"] = http_sds
         for k in ("bearer_token", "bearer_token_file", "authorization", "tls_config", "scrape_timeout", "scrape_interval"):
@@ -236,7 +239,7 @@ def reconcile_prometheus(rt: Runtime) -> None:
         srv = servers.get(ns) or servers.setdefault(ns, PromServer(rt, ns))
         if not srv.dir:
             srv.dir = tempfile.mkdtemp(prefix=f"kubesim-prometheus-{ns}-")
-        cfg = derive_config(source, ns, f"127.0.0.1:{metrics.server_address[1]}", rt.settings.scrape_interval)
+        cfg = derive_config(source, ns, f"127.0.0.1:{metrics.server_address[1]}", rt.settings.scrape_interval, metrics.sd_path)
         srv.ensure(yaml.safe_dump(cfg, sort_keys=True))
 
 
@@ -297,6 +300,8 @@ def metrics_server(rt: Runtime) -> http.server.ThreadingHTTPServer:
     if srv is not None:
         return srv
 
+    sd_secret = secrets.token_hex(16)      # the discovery answer lists pod metadata: only the Prometheus we configure knows the path
+
     class H(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -305,7 +310,7 @@ def metrics_server(rt: Runtime) -> http.server.ThreadingHTTPServer:
 
         def do_GET(self) -> None:    # noqa: N802 - http.server's naming
             path, _sep, query = self.path.partition("?")
-            if path == "/kubesim/sd":
+            if path == f"/kubesim/sd/{sd_secret}":
                 q = parse_qs(query)
                 groups = discover(rt, (q.get("role") or ["pod"])[0], [n for n in (q.get("namespaces") or [""])[0].split(",") if n])
                 self._reply(200, {"content-type": "application/json"}, json.dumps(groups).encode())
@@ -335,6 +340,7 @@ def metrics_server(rt: Runtime) -> http.server.ThreadingHTTPServer:
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, name="kubesim-pod-metrics", daemon=True).start()
+    srv.sd_path = f"/kubesim/sd/{sd_secret}"     # type: ignore[attr-defined]
     rt.metrics_http = srv       # type: ignore[attr-defined]
     return srv
 

@@ -159,9 +159,8 @@ def port_protocol(port: dict[str, Any]) -> str:
 def _mtls(rt: Runtime, src: dict[str, Any] | None, dst: dict[str, Any] | None, svc_ns: str, host: str) -> bool:
     if not (has_proxy(src) and has_proxy(dst)):
         return False
-    with rt.cache.lock:
-        pas = list(rt.store.list(PEERAUTH)) if rt.store.registry.by_key(PEERAUTH) else []
-        drs = list(rt.store.list(DESTINATIONRULES)) if rt.store.registry.by_key(DESTINATIONRULES) else []
+    pas = list(rt.store.list(PEERAUTH)) if rt.store.registry.by_key(PEERAUTH) else []
+    drs = list(rt.store.list(DESTINATIONRULES)) if rt.store.registry.by_key(DESTINATIONRULES) else []
     for pa in pas:
         ns = meta(pa).get("namespace")
         if ns in (ISTIO_NS, svc_ns) and not ((pa.get("spec") or {}).get("selector")):
