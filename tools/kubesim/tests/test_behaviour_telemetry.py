@@ -310,6 +310,8 @@ def test_prometheus_binary_missing_is_a_clear_503(kubesim):
     path = f"/api/v1/namespaces/{ISTIO}/services/prometheus:9090/proxy/api/v1/query?query=up"
     code, _h, body = wait_for(lambda: (r := proxy(ks, path))[0] == 503 and b"not installed" in r[2] and r, what="a 503 naming the missing binary")
     assert "apt-get install prometheus" in json.loads(body)["message"]
+    log = ks.log.read_text()
+    assert log.count("the prometheus binary 'kubesim-no-such-prometheus' is not installed") == 1, log
 
 
 @pytest.mark.kubesim(trace_sampling_default=0.0)

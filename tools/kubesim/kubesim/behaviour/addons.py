@@ -104,6 +104,7 @@ class PromServer:
         self.dir = ""
         self.config_hash = ""
         self.error = ""
+        self.warned = ""
 
     def ensure(self, config_text: str) -> None:
         binary = self.rt.settings.prometheus_binary
@@ -112,7 +113,8 @@ class PromServer:
             self.error = (f"the prometheus binary {binary!r} is not installed: kubesim cannot run the add-on's Prometheus "
                           "(install Debian's prometheus package: apt-get install prometheus)") if binary else \
                 "kubesim's prometheus_binary setting is empty: no Prometheus is started"
-            if self.proc is None:
+            if self.error != self.warned:
+                self.warned = self.error
                 log.warning("kubesim: %s", self.error)
             self.stop()
             return
