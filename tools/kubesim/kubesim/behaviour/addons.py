@@ -12,7 +12,9 @@ local process, or None (nothing listens: the proxy answers 503 like a refused di
   9090: a REAL Prometheus server (the ``prometheus_binary`` setting) that kubesim starts on a free
   loopback port once such a pod is ready, with a configuration derived from the add-on's ConfigMap
   (the ``prometheus.yml`` key of the ConfigMap the pod mounts, else ``prometheus``): every
-  ``kubernetes_sd_configs`` entry is pointed at this simulator's API (URL, CA, bearer token),
+  ``kubernetes_sd_configs`` entry becomes an ``http_sd_configs`` entry served by kubesim
+  (:func:`discover` returns the targets and ``__meta_kubernetes_pod_*`` labels Prometheus'
+  ``role: pod`` discovery would find; Debian builds Prometheus without the Kubernetes discovery),
   ``scrape_interval`` becomes the ``scrape_interval`` setting, and a final relabelling sends each
   scrape to kubesim's loopback metrics endpoint with the original ``<pod IP>:<port>`` as the
   ``target`` parameter (and as ``instance``). It is stopped when no ready pod is left; the
