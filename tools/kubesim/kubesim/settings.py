@@ -10,6 +10,7 @@ PATCH merges a JSON object; same bearer token as the API).
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from typing import Any
 
@@ -35,6 +36,10 @@ class Settings:
     fault_paths: str = ""                      # substring a request path must contain to be faulted ("" = any)
     fault_latency: float = 0.0                 # seconds added to every API request
     fault_watch_drop_after: float = 0.0        # >0: watch streams are cut after this many seconds
+    # --- telemetry (behaviour/telemetry.py, behaviour/addons.py) -----------------------------
+    prometheus_binary: str = "prometheus"      # the real Prometheus started behind the prometheus add-on ("" = never start one)
+    scrape_interval: str = "1s"                # scrape/evaluation interval written into the derived Prometheus config
+    trace_sampling_default: float = 100.0      # % of requests traced when neither a Telemetry resource nor meshConfig says (demo profile: 100)
     # --- API internals (added by the API half) ---------------------------------------------
     watch_history: int = 20000                 # watch events kept for "watch from resourceVersion" (older -> 410 Expired); read at start
 
@@ -60,6 +65,8 @@ class Settings:
                     coerced[name] = type(current)(value)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"kubesim setting {name!r}: {value!r} is not a {type(current).__name__}") from exc
+        if "scrape_interval" in coerced and not re.fullmatch(r"([0-9]+(ms|s|m|h))+", coerced["scrape_interval"]):
+            raise ValueError("kubesim setting 'scrape_interval' must be a Prometheus duration such as 1s or 500ms")
         if "sidecar_mode" in coerced and coerced["sidecar_mode"] not in ("native", "classic"):
             raise ValueError("kubesim setting 'sidecar_mode' must be 'native' or 'classic'")
         with self._lock:

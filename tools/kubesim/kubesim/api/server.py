@@ -19,7 +19,7 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from . import protobuf, tables
+from . import protobuf, proxy, tables
 from .defaults import CRD_KEY, apply_defaults, check_type, validate_crd, validate_name
 from .errors import ApiError, not_found
 from .patch import apply_merge, json_merge, json_patch, strategic_merge
@@ -247,6 +247,9 @@ class Api:
                 elif sub == "scale":
                     res.append({"name": f"{rt.plural}/scale", "singularName": "", "namespaced": rt.namespaced, "group": "autoscaling",
                                 "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+            if rt.key in ("pods", "services"):
+                res.append({"name": f"{rt.plural}/proxy", "singularName": "", "namespaced": True, "kind": f"{rt.kind}ProxyOptions",
+                            "verbs": ["create", "delete", "get", "patch", "update"]})
             if rt.key == "pods":
                 res.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]})
                 res.append({"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy", "version": "v1",
@@ -317,6 +320,8 @@ class Api:
         if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
             ns = rest[1]
             rest = rest[2:]
+        if not group and ns is not None and rest[0] in ("services", "pods") and len(rest) >= 3 and rest[2] == "proxy":
+            return await proxy.handle(self, request, rest[0], ns, rest[1])      # services/proxy, pods/proxy
         rt = self._lookup(group, version, rest[0])
         name = rest[1] if len(rest) > 1 else None
         sub = "/".join(rest[2:]) if len(rest) > 2 else None

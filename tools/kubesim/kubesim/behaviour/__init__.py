@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from . import (
+    addons,
     cloud_lb,
     daemonset,
     deployment,
@@ -24,13 +25,14 @@ from . import (
     nodes,
     replicaset,
     statefulset,
+    telemetry,
 )
 from .runtime import WATCHED, Runtime, meta
 
 log = logging.getLogger("kubesim.behaviour")
 
 CONTROLLERS = (nodes, kubelet, replicaset, deployment, statefulset, daemonset, job, endpoints, istio_injector, istiod,
-               cloud_lb, gateway_api)
+               cloud_lb, gateway_api, telemetry, addons)
 
 
 def install(cluster: Any) -> Runtime:

@@ -9,7 +9,7 @@ import random
 import re
 from typing import Any
 
-from . import gateway_api
+from . import gateway_api, telemetry
 from .common import (
     is_ready,
     labels_of,
@@ -139,9 +139,11 @@ def route(rt: Runtime, ns: str, svc_name: str, svc_port: int, method: str, path:
                 return 404, envoy, b""
             weights = [int(d.get("weight", 100 if len(dests) == 1 else 0) or 0) for d in dests]
             dest = random.choices(dests, weights=weights)[0] if sum(weights) else dests[0]
-            dhost = (dest.get("destination") or {}).get("host") or ""
-            dns, dname = _split_host(dhost, vns)
-            return _answer(rt, dns, dname, path, hit)
+            destination = dest.get("destination") or {}
+            dns, dname = _split_host(destination.get("host") or "", vns)
+            # the gateway's Envoy forwards through the simulated mesh: sidecar metrics, spans, bookinfo's calls
+            return telemetry.from_gateway(rt, random.choice(gw_pods), {**destination, "host": f"{dname}.{dns}"}, vns, method, path,
+                                          headers, hit)
     return 404, envoy, b""
 
 
@@ -152,7 +154,12 @@ def _answer(rt: Runtime, dns: str, dname: str, path: str, gateway: str) -> tuple
         ready = [p for p in service_pods(rt, target_svc) if is_ready(p)] if target_svc else []
     if not ready:
         return 503, {**envoy, "content-type": "text/plain"}, b"no healthy upstream"
-    hdrs = {**envoy, "x-envoy-upstream-service-time": str(random.randint(2, 12)), "x-kubesim-simulated": "true"}
+    return generic(dns, dname, path, gateway)
+
+
+def generic(dns: str, dname: str, path: str, gateway: str) -> tuple[int, dict[str, str], bytes]:
+    """What a destination that runs no simulated application answers (the bookinfo page for productpage)."""
+    hdrs = {"server": "istio-envoy", "x-envoy-upstream-service-time": str(random.randint(2, 12)), "x-kubesim-simulated": "true"}
     if dname == "productpage" and not path.startswith("/api/"):
         body = PRODUCTPAGE.format(path=path.split("?", 1)[0], service=dname, namespace=dns, gateway=gateway)
         return 200, {**hdrs, "content-type": "text/html; charset=utf-8"}, body.encode()
