@@ -7,6 +7,7 @@ from typing import Any
 from .common import (
     is_active,
     is_ready,
+    now,
     orphaned,
     owned_by,
     owner_fanout,
@@ -14,7 +15,7 @@ from .common import (
     suffix,
     write_status,
 )
-from .kubelet import new_pod
+from .kubelet import create_errors, emit_event, new_pod
 from .runtime import (
     PODS,
     REPLICASETS,
@@ -34,10 +35,14 @@ def reconcile_replicaset(rt: Runtime, ns: str | None, name: str) -> None:
     pods = owned_by(rt, rs, PODS)
     active = [p for p in pods if is_active(p)]
     diff = want - len(active)
+    failure = None
     if diff > 0:
         base = meta(rs)["name"]
         for _i in range(diff):
-            new_pod(rt, REPLICASETS, rs, template, f"{base}-{suffix()}")
+            if new_pod(rt, REPLICASETS, rs, template, f"{base}-{suffix()}") is None:
+                failure = create_errors(rt).get(meta(rs)["uid"])
+                if failure:
+                    break
     elif diff < 0:
         def rank(p: dict[str, Any]) -> tuple[int, int, str]:
             st = p.get("status") or {}
@@ -54,7 +59,30 @@ def reconcile_replicaset(rt: Runtime, ns: str | None, name: str) -> None:
         status.pop("availableReplicas")
     if not pods:
         status.pop("fullyLabeledReplicas")
+    conds = [c for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") != "ReplicaFailure"]
+    if failure:
+        # what kube-controller-manager's ReplicaSet controller reports when the API refuses its pods
+        emit_event(rt, rs, "Warning", "FailedCreate", f"Error creating: {failure}", component="replicaset-controller")
+        prev = next((c for c in (rs.get("status") or {}).get("conditions") or [] if c.get("type") == "ReplicaFailure"), None)
+        conds.append(prev if prev and prev.get("message") == failure else
+                     {"type": "ReplicaFailure", "status": "True", "lastTransitionTime": now(), "reason": "FailedCreate", "message": failure})
+        retry_key = "retry:" + meta(rs)["uid"]
+        if retry_key not in create_errors(rt):           # one pending retry per ReplicaSet
+            create_errors(rt)[retry_key] = ""
+            rt.after(RETRY_FAILED_CREATE, _retry, ns, name, meta(rs)["uid"])
+    if conds:
+        status["conditions"] = conds
     write_status(rt, REPLICASETS, rs, status)
+
+
+RETRY_FAILED_CREATE = 2.0
+
+
+def _retry(rt: Runtime, ns: str | None, name: str, uid: str) -> None:
+    create_errors(rt).pop("retry:" + uid, None)
+    rs = rt.cache.get(REPLICASETS, ns, name)
+    if rs is not None and meta(rs).get("uid") == uid:
+        reconcile_replicaset(rt, ns, name)
 
 
 def _rs_counts(rs: dict[str, Any]) -> tuple[int, int, int]:
