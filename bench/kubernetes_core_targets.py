@@ -55,7 +55,8 @@ def start_kubesim(work: Path, python: str, kubesim_src: str | None) -> tuple[Pat
     env = dict(os.environ)
     if kubesim_src:
         env["PYTHONPATH"] = kubesim_src + os.pathsep + env.get("PYTHONPATH", "")
-    kubeconfig, pidfile = work / "kubeconfig", work / "kubesim.pid"
+    # HOME is the work directory: ~/.kube/config is where ansible-test's cloud set-up puts it (k8s_full copies it)
+    kubeconfig, pidfile = work / ".kube" / "config", work / "kubesim.pid"
     subprocess.run([python, "-m", "kubesim", "--kubeconfig", str(kubeconfig), "--wait-ready", "--pidfile", str(pidfile)],
                    env=env, check=True, stdout=subprocess.DEVNULL, timeout=120)
     return kubeconfig, pidfile, env
@@ -98,7 +99,8 @@ def run_target(src: Path, target: str, args: argparse.Namespace, logdir: Path) -
                 result = "TIMEOUT"
         elapsed = time.monotonic() - start
         stop_kubesim(python, pidfile, kenv)
-        shutil.copy(work / "kubesim.log", logdir / f"{target}.kubesim.log") if (work / "kubesim.log").exists() else None
+        for log_file in work.glob("**/kubesim.log"):
+            shutil.copy(log_file, logdir / f"{target}.kubesim.log")
     return result, elapsed
 
 

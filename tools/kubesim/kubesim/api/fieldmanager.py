@@ -155,10 +155,12 @@ def record(old: dict[str, Any] | None, new: dict[str, Any], *, manager: str, api
         if not changed:
             return entries
         mine = (owned.get(me, set()) | (changed & set(new_leaves)))
-    result = []
+    result: list[dict[str, Any]] = []
+    slot = None
     for e in entries:
         k = (e.get("manager"), e.get("operation"), e.get("subresource"))
         if k == me:
+            slot = len(result)             # the writer's entry keeps its place
             continue
         paths = _prune(owned[k] - changed, new_leaves)
         if {p for p in paths if p[-1] != "."}:
@@ -166,8 +168,13 @@ def record(old: dict[str, Any] | None, new: dict[str, Any], *, manager: str, api
     mine = _prune(mine, new_leaves)
     mine |= {p[:i] + (".",) for p in mine for i in range(1, len(p)) if p[:i] + (".",) in new_leaves}
     if mine or applied is not None:
-        result.append(_entry(manager, operation, api_version, mine, subresource))
+        result.insert(len(result) if slot is None else slot, _entry(manager, operation, api_version, mine, subresource))
     return result
+
+
+def comparable(entries: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """managedFields without their times: a write that changes only times is a no-op."""
+    return [{k: v for k, v in e.items() if k != "time"} for e in entries or [] if isinstance(e, dict)]
 
 
 def conflict_error(conflicts: list[tuple[tuple[Any, Any, Any], Path]], entries: list[dict[str, Any]]) -> ApiError:

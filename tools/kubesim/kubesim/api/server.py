@@ -325,6 +325,8 @@ class Api:
             if m == "DELETE":
                 return await self.delete_collection(request, rt, version, ns)
             raise ApiError(405, "MethodNotAllowed", f"{m} is not supported on a collection")
+        if sub == "eviction" and rt.key == "pods" and m == "POST":
+            return await self.evict(request, rt, ns, name)
         if sub is not None and sub not in ("status", "scale", "log", "finalize"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub in ("status", "scale") and sub not in rt.subresources:
@@ -773,6 +775,15 @@ class Api:
             return self.respond_object(request, rt, version, obj)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"].get("uid")}})
+
+    async def evict(self, request: web.Request, rt: ResourceType, ns: str | None, name: str) -> web.Response:
+        """POST pods/<name>/eviction (policy/v1 Eviction): the pod is deleted (PodDisruptionBudgets are not checked)."""
+        body = await self.body(request)
+        opts = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
+        self._get_obj(rt, ns, name)
+        self.store.delete(rt.key, ns, name, self._propagation(rt, opts), dry_run="All" in (opts.get("dryRun") or []),
+                          preconditions=opts.get("preconditions"))
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
     async def delete_collection(self, request: web.Request, rt: ResourceType, version: str, ns: str | None) -> web.Response:
         opts = await self._delete_options(request)

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .admission import generation_part, has_generation
+from .fieldmanager import comparable
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .registry import Registry
 from .selectors import parse_label_selector
@@ -63,8 +64,10 @@ def now_rfc3339() -> str:
 def _strip_volatile(obj: dict) -> dict:
     out = dict(obj)
     md = dict(out.get("metadata") or {})
-    for k in ("resourceVersion", "managedFields", "generation"):
+    for k in ("resourceVersion", "generation"):
         md.pop(k, None)
+    if "managedFields" in md:
+        md["managedFields"] = comparable(md["managedFields"])
     out["metadata"] = md
     return out
 
