@@ -112,6 +112,7 @@ async def serve(args: argparse.Namespace) -> int:
             Path(args.kubeconfig).resolve().parent / "kubesim-pki" if args.kubeconfig else Path(tempfile.mkdtemp(prefix="kubesim-pki-")))
         ca, crt, key = make_certs(certs_dir, [args.host])
         ca_pem = ca.read_bytes()
+        cluster.set_root_ca(ca_pem.decode())
         ssl_ctx = server_context(crt, key, ca if args.client_cert else None)
         if args.client_cert:
             client_pem = ((certs_dir / "client.crt").read_bytes(), (certs_dir / "client.key").read_bytes())

@@ -47,6 +47,7 @@ class Cluster:
         self.url = ""
         self.behaviour_installed = False
         self.client_cert_auth = False     # accept a client certificate signed by our CA when no token is sent
+        self.root_ca = ""                 # PEM of the simulator's CA: kube-root-ca.crt in every namespace
         self.store.add_listener(self._builtin_listener)
 
     def _builtin_listener(self, event: str, key: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -61,6 +62,28 @@ class Cluster:
                                                           "metadata": {"name": "default", "namespace": ns}})
                 except Exception as exc:  # noqa: BLE001 - namespace may already be terminating
                     print(f"kubesim: default service account in {ns}: {exc!r}", flush=True)
+            self._publish_root_ca(ns)
+
+    def _publish_root_ca(self, ns: str) -> None:
+        """What kube-controller-manager's root-ca-cert-publisher does: kube-root-ca.crt in every namespace."""
+        if not self.root_ca or self.store.get_ref("configmaps", ns, "kube-root-ca.crt") is not None:
+            return
+        try:
+            self.store.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                             "metadata": {"name": "kube-root-ca.crt", "namespace": ns,
+                                                          "annotations": {"kubernetes.io/description": (
+                                                              "Contains a CA bundle that can be used to verify the kube-apiserver "
+                                                              "when using internal endpoints such as the internal service IP or "
+                                                              "kubernetes.default.svc. No other usage is guaranteed across distributions "
+                                                              "of Kubernetes clusters.")}},
+                                             "data": {"ca.crt": self.root_ca}})
+        except Exception as exc:  # noqa: BLE001 - namespace may already be terminating
+            print(f"kubesim: kube-root-ca.crt in {ns}: {exc!r}", flush=True)
+
+    def set_root_ca(self, pem: str) -> None:
+        self.root_ca = pem
+        for e in self.store.entries("namespaces"):
+            self._publish_root_ca(e.obj["metadata"]["name"])
 
     def bootstrap(self) -> None:
         for ns in SYSTEM_NAMESPACES:

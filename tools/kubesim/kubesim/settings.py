@@ -25,6 +25,7 @@ class Settings:
     sidecar_mode: str = "native"               # "native" (init container, restartPolicy Always) or "classic"
     never_ready_selector: str = ""             # label selector: matching pods never get Ready (CrashLoopBackOff)
     image_pull_fail_pattern: str = ""          # substring: containers with a matching image stay ImagePullBackOff
+    container_run_time_max: float = 300.0      # seconds at most a run-to-completion container runs (its `sleep N`)
     # --- load balancers (emulates the OCI cloud controller manager) ----------------------
     lb_delay: float = 0.5                      # seconds until status.loadBalancer.ingress[0].ip is set
     lb_assign: bool = True                     # False: never assign (tests bounded waits)

@@ -47,15 +47,15 @@ def test_table_and_partial_metadata_negotiation(kubesim):
     _cm(kubesim, "t1", app="x")
     s, table = kubesim.request("GET", "/api/v1/namespaces/default/configmaps?includeObject=None", headers={"Accept": TABLE})
     assert table["kind"] == "Table" and [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
-    assert [r["cells"][:2] for r in table["rows"]] == [["t1", 1]] and "object" not in table["rows"][0]
+    assert [r["cells"][:2] for r in table["rows"]] == [["kube-root-ca.crt", 1], ["t1", 1]] and "object" not in table["rows"][0]
     s, table = kubesim.request("GET", "/api/v1/namespaces/default/configmaps/t1?includeObject=Object", headers={"Accept": TABLE})
     assert table["rows"][0]["object"]["data"] == {"a": "1"}
     s, table = kubesim.request("GET", "/api/v1/namespaces/default/configmaps", headers={"Accept": TABLE})
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
     s, pol = kubesim.request("GET", "/api/v1/namespaces/default/configmaps",
                              headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"})
-    assert pol["kind"] == "PartialObjectMetadataList" and pol["items"][0]["metadata"]["labels"] == {"app": "x"}
-    assert "data" not in pol["items"][0]
+    assert pol["kind"] == "PartialObjectMetadataList" and pol["items"][-1]["metadata"]["labels"] == {"app": "x"}
+    assert "data" not in pol["items"][-1]
 
 
 def test_scale_subresource_and_kubectl_scale(kubesim):
@@ -81,7 +81,7 @@ def test_generate_name_and_deletecollection(kubesim):
     deleted = sorted(i["metadata"]["name"] for i in body["items"])
     assert s == 200 and len(deleted) == 2 and "drop" in deleted and any(n.startswith("gen-") for n in deleted)
     s, lst = kubesim.request("GET", "/api/v1/namespaces/default/configmaps")
-    assert [i["metadata"]["name"] for i in lst["items"]] == ["keep"]
+    assert [i["metadata"]["name"] for i in lst["items"]] == ["keep", "kube-root-ca.crt"]
 
 
 def test_kind_and_namespace_mismatch_are_400(kubesim):

@@ -85,13 +85,15 @@ def test_label_field_selectors_and_paging(api):
     assert [c.metadata.name for c in web.items] == ["c1", "c3", "c5"]
     notin = core.list_namespaced_config_map("sel", label_selector="tier,idx notin (0,2)")
     assert [c.metadata.name for c in notin.items] == ["c1", "c3", "c4", "c5", "c6"]
+    # every namespace also holds kube-root-ca.crt, as kube-controller-manager publishes it
+    assert [c.metadata.name for c in core.list_namespaced_config_map("sel").items][-1] == "kube-root-ca.crt"
     byname = core.list_config_map_for_all_namespaces(field_selector="metadata.name=c4,metadata.namespace=sel")
     assert [c.metadata.name for c in byname.items] == ["c4"]
     page1 = core.list_namespaced_config_map("sel", limit=3)
-    assert [c.metadata.name for c in page1.items] == ["c0", "c1", "c2"] and page1.metadata.remaining_item_count == 4
+    assert [c.metadata.name for c in page1.items] == ["c0", "c1", "c2"] and page1.metadata.remaining_item_count == 5
     page2 = core.list_namespaced_config_map("sel", limit=3, _continue=page1.metadata._continue)
     page3 = core.list_namespaced_config_map("sel", limit=3, _continue=page2.metadata._continue)
-    assert [c.metadata.name for c in page2.items + page3.items] == ["c3", "c4", "c5", "c6"]
+    assert [c.metadata.name for c in page2.items + page3.items] == ["c3", "c4", "c5", "c6", "kube-root-ca.crt"]
     assert page3.metadata._continue is None
     with pytest.raises(ApiException) as exc:
         core.list_namespaced_config_map("sel", label_selector="tier in (web")

@@ -74,6 +74,8 @@ def rt():
     store = Store(settings)
     for ns in ("default", "istio-system", "mesh"):
         store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        # what the service-account controller does (cluster.py); ServiceAccount admission needs it
+        store.create("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}})
     cluster = types.SimpleNamespace(store=store, settings=settings, registry=store.registry, stop_event=threading.Event(), url="")
     runtime = Runtime(cluster)
     for controller in CONTROLLERS:

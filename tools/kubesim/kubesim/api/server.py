@@ -19,7 +19,8 @@ from urllib.parse import unquote
 import yaml
 from aiohttp import web
 
-from . import protobuf, proxy, tables
+from . import fieldmanager, protobuf, proxy, tables
+from .admission import drop_nulls, service_account_admission, validate
 from .defaults import CRD_KEY, apply_defaults, check_type, validate_crd, validate_name
 from .errors import ApiError, not_found
 from .patch import apply_merge, json_merge, json_patch, strategic_merge
@@ -52,18 +53,6 @@ def error_response(err: ApiError) -> web.Response:
 def _truthy(v: str | None) -> bool:
     return (v or "").lower() in ("1", "true", "yes")
 
-
-
-def _drop_nulls(obj: Any) -> None:
-    """Remove null-valued map entries in place, as the API server's decoding of built-in kinds does."""
-    if isinstance(obj, dict):
-        for k in [k for k, v in obj.items() if v is None]:
-            del obj[k]
-        for v in obj.values():
-            _drop_nulls(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            _drop_nulls(v)
 
 class Api:
     """Request handling; ``cluster`` supplies store, registry, settings and token."""
@@ -341,6 +330,8 @@ class Api:
             if m == "DELETE":
                 return await self.delete_collection(request, rt, version, ns)
             raise ApiError(405, "MethodNotAllowed", f"{m} is not supported on a collection")
+        if sub == "eviction" and rt.key == "pods" and m == "POST":
+            return await self.evict(request, rt, ns, name)
         if sub is not None and sub not in ("status", "scale", "log", "finalize"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub in ("status", "scale") and sub not in rt.subresources:
@@ -569,10 +560,9 @@ class Api:
         return "All" in request.query.getall("dryRun", [])
 
     def _prepare(self, rt: ResourceType, version: str, obj: dict, ns: str | None, old: dict | None) -> dict:
+        if not rt.crd and isinstance(obj, dict):
+            obj = drop_nulls(obj)           # a built-in object is decoded into typed structs: nulls vanish
         check_type(rt, version, obj)
-        if not rt.crd:
-            # decoding into a typed (built-in) object drops explicit nulls: `rollingUpdate: null` is no field at all
-            _drop_nulls(obj)
         md = obj.get("metadata")
         if md is None or not isinstance(md, dict):
             md = obj["metadata"] = {}
@@ -603,7 +593,22 @@ class Api:
                     obj["status"] = clone(old["status"])
                 else:
                     obj.pop("status", None)
-        return apply_defaults(rt, obj, old, self.alloc)
+        obj = apply_defaults(rt, obj, old, self.alloc)
+        validate(rt, obj, old)
+        return obj
+
+    def _admit(self, request: web.Request, rt: ResourceType, op: str, obj: dict, old: dict | None, ns: str | None) -> dict:
+        if op == "CREATE" and rt.key == "pods":
+            service_account_admission(self.store, obj)
+        return self.store.admit(op, rt.key, obj, old, self._request_info(request, ns))
+
+    def _manage(self, request: web.Request, rt: ResourceType, version: str, old: dict | None, obj: dict,
+                applied: dict | None = None) -> None:
+        """Record metadata.managedFields for this write (fieldmanager.py)."""
+        manager = fieldmanager.manager_name(request.query.get("fieldManager"), request.headers.get("User-Agent"))
+        obj.setdefault("metadata", {})["managedFields"] = fieldmanager.record(
+            old, obj, manager=manager, api_version=rt.api_version(version), applied=applied,
+            force=_truthy(request.query.get("force")))
 
     def _request_info(self, request: web.Request, ns: str | None) -> dict[str, Any]:
         return {"dry_run": self._dry_run(request), "namespace": ns, "field_manager": request.query.get("fieldManager")}
@@ -633,7 +638,8 @@ class Api:
             return await self.review(request, rt, version)
         obj = await self.body(request)
         obj = self._prepare(rt, version, obj, ns, None)
-        obj = self.store.admit("CREATE", rt.key, obj, None, self._request_info(request, ns))
+        obj = self._admit(request, rt, "CREATE", obj, None, ns)
+        self._manage(request, rt, version, None, obj)
         created = self.store.create(rt.key, obj, dry_run=self._dry_run(request))
         return self.respond_object(request, rt, version, created, 201)
 
@@ -648,7 +654,8 @@ class Api:
         old = self._get_obj(rt, ns, name)
         return self._write(request, rt, version, ns, obj, old, sub)
 
-    def _write(self, request: web.Request, rt: ResourceType, version: str, ns: str | None, obj: dict, old: dict, sub: str | None) -> web.Response:
+    def _write(self, request: web.Request, rt: ResourceType, version: str, ns: str | None, obj: dict, old: dict, sub: str | None,
+               applied: dict | None = None) -> web.Response:
         dry = self._dry_run(request)
         if sub == "status":
             check_type(rt, version, obj)
@@ -656,7 +663,8 @@ class Api:
             new = self.store.update_status(rt.key, obj, dry_run=dry)
         else:
             obj = self._prepare(rt, version, obj, ns, old)
-            obj = self.store.admit("UPDATE", rt.key, obj, old, self._request_info(request, ns))
+            obj = self._admit(request, rt, "UPDATE", obj, old, ns)
+            self._manage(request, rt, version, old, obj, applied)
             new = self.store.update(rt.key, obj, dry_run=dry)
         return self.respond_object(request, rt, version, new)
 
@@ -691,7 +699,8 @@ class Api:
                 obj = clone(body)
                 obj.setdefault("metadata", {})["name"] = name
                 obj = self._prepare(rt, version, obj, ns, None)
-                obj = self.store.admit("CREATE", rt.key, obj, None, self._request_info(request, ns))
+                obj = self._admit(request, rt, "CREATE", obj, None, ns)
+                self._manage(request, rt, version, None, obj, body if rt.crd else drop_nulls(body))
                 created = self.store.create(rt.key, obj, dry_run=self._dry_run(request))
                 if not self._dry_run(request):
                     self._applied[(rt.key, ns, name, request.query["fieldManager"])] = (created["metadata"]["uid"], clone(body))
@@ -726,7 +735,10 @@ class Api:
         new_md["name"] = name
         if not (isinstance(body, dict) and (body.get("metadata") or {}).get("resourceVersion")) and ctype != "application/json-patch+json":
             new_md["resourceVersion"] = old["metadata"]["resourceVersion"]
-        return self._write(request, rt, version, ns, new, old, sub)
+        applied_cfg = None
+        if ctype == "application/apply-patch+yaml":
+            applied_cfg = body if rt.crd else drop_nulls(body)
+        return self._write(request, rt, version, ns, new, old, sub, applied_cfg)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()
@@ -768,6 +780,15 @@ class Api:
             return self.respond_object(request, rt, version, obj)
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"].get("uid")}})
+
+    async def evict(self, request: web.Request, rt: ResourceType, ns: str | None, name: str) -> web.Response:
+        """POST pods/<name>/eviction (policy/v1 Eviction): the pod is deleted (PodDisruptionBudgets are not checked)."""
+        body = await self.body(request)
+        opts = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
+        self._get_obj(rt, ns, name)
+        self.store.delete(rt.key, ns, name, self._propagation(rt, opts), dry_run="All" in (opts.get("dryRun") or []),
+                          preconditions=opts.get("preconditions"))
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
     async def delete_collection(self, request: web.Request, rt: ResourceType, version: str, ns: str | None) -> web.Response:
         opts = await self._delete_options(request)

@@ -35,6 +35,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from .admission import generation_part, has_generation
+from .fieldmanager import comparable
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .registry import Registry
 from .selectors import parse_label_selector
@@ -62,14 +64,12 @@ def now_rfc3339() -> str:
 def _strip_volatile(obj: dict) -> dict:
     out = dict(obj)
     md = dict(out.get("metadata") or {})
-    for k in ("resourceVersion", "managedFields", "generation"):
+    for k in ("resourceVersion", "generation"):
         md.pop(k, None)
+    if "managedFields" in md:
+        md["managedFields"] = comparable(md["managedFields"])
     out["metadata"] = md
     return out
-
-
-def _spec_part(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
 class Entry:
@@ -288,10 +288,14 @@ class Store:
             raise already_exists(plural, name, group)
         md.pop("resourceVersion", None)
         md["uid"] = str(uuid.uuid4())
-        md["generation"] = 1
+        if has_generation(self.registry.by_key(key)):
+            md["generation"] = 1
+        else:
+            md.pop("generation", None)
         md["creationTimestamp"] = now_rfc3339()
         md.pop("deletionTimestamp", None)
-        md.pop("managedFields", None)
+        if not md.get("managedFields"):
+            md.pop("managedFields", None)       # the HTTP layer records them (fieldmanager.py)
         if dry_run:
             return obj
         self._commit(key, ns, name, obj, "ADDED", None, events)
@@ -340,12 +344,16 @@ class Store:
                     md[k] = cur["metadata"][k]
                 else:
                     md.pop(k, None)
-            md.pop("managedFields", None)
+            if not md.get("managedFields"):
+                md.pop("managedFields", None)
+                if cur["metadata"].get("managedFields"):
+                    md["managedFields"] = cur["metadata"]["managedFields"]      # kept when a writer sends none
             if ns:
                 md["namespace"] = ns
             else:
                 md.pop("namespace", None)
-            if _spec_part(new) != _spec_part(cur):
+            rt = self.registry.by_key(key)
+            if has_generation(rt) and generation_part(rt, new) != generation_part(rt, cur):
                 md["generation"] = int(cur["metadata"].get("generation") or 1) + 1
         new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
         if _strip_volatile(new) == _strip_volatile(cur) and new.get("metadata", {}).get("generation") == cur["metadata"].get("generation"):

@@ -34,7 +34,8 @@ def reconcile_daemonset(rt: Runtime, ns: str | None, name: str) -> None:
     template = spec.get("template") or {}
     h = template_hash(template)
     gen = meta(ds).get("generation", 1)
-    nodes = [meta(n)["name"] for n in ready_nodes(rt) if node_fits(n, template.get("spec") or {})]
+    # DaemonSet pods tolerate node.kubernetes.io/unschedulable: a cordoned node keeps (and gets) its pod
+    nodes = [meta(n)["name"] for n in ready_nodes(rt, cordoned=True) if node_fits(n, template.get("spec") or {})]
     by_node: dict[str, list[dict[str, Any]]] = {}
     for p in owned_by(rt, ds, PODS):
         if is_active(p):

@@ -151,6 +151,10 @@ def reconcile_k8s_gateway(rt: Runtime, ns: str | None, name: str) -> None:
 def _deploy_k8s_gateway(rt: Runtime, ns: str | None, dep_name: str, name: str, owner: list[dict[str, Any]],
                         labels: dict[str, str], pod_labels: dict[str, str], ports: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The Deployment and LoadBalancer Service istiod creates for a Gateway (automated deployment)."""
+    if rt.store.get_ref("serviceaccounts", ns, dep_name) is None:
+        # istiod creates the gateway's ServiceAccount too (its pods name it)
+        rt.create("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                      "metadata": {"name": dep_name, "namespace": ns, "labels": labels, "ownerReferences": owner}})
     if rt.store.get("deployments.apps", ns, dep_name) is None:
         rt.create("deployments.apps", {
             "apiVersion": "apps/v1", "kind": "Deployment",

@@ -10,6 +10,7 @@ import random
 import re
 from typing import Any
 
+from ..api.admission import service_account_admission
 from ..api.defaults import qos_class
 from ..api.errors import ApiError
 from ..api.selectors import parse_label_selector
@@ -60,6 +61,14 @@ def new_pod(rt: Runtime, owner_key: str, owner: dict[str, Any], template: dict[s
     if node:
         pod["spec"]["nodeName"] = node
         pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now()}]
+    try:
+        # ServiceAccount admission, as for any pod the controller POSTs (it names it by generateName)
+        probe = {"metadata": {"generateName": name if owner_key == STATEFULSETS else name.rsplit("-", 1)[0] + "-",
+                              "namespace": md["namespace"]}, "spec": pod["spec"]}
+        service_account_admission(rt.store, probe)
+    except ApiError as err:
+        create_failed(rt, owner_key, owner, err)
+        return None
     for _attempt in range(5):
         try:
             out = rt.create_raise(PODS, pod)
@@ -277,7 +286,24 @@ def kubelet_sync(rt: Runtime, ns: str, name: str, uid: str) -> None:
     elif schedule_retry:
         rt.after(schedule_retry, kubelet_sync, ns, name, uid)
     elif ready and spec.get("restartPolicy") in ("Never", "OnFailure"):
-        rt.after(max(float(settings.pod_ready_delay), 0.05), kubelet_complete, ns, name, uid)
+        run_for = min(run_time(containers), float(settings.container_run_time_max))
+        rt.after(max(float(settings.pod_ready_delay), 0.05, run_for), kubelet_complete, ns, name, uid)
+
+
+SLEEP = re.compile(r"(?:^|[\s;&|(])sleep\s+(infinity|\d+(?:\.\d+)?)([smhd]?)")
+
+
+def run_time(containers: list[dict[str, Any]]) -> float:
+    """How long a run-to-completion pod runs: the longest container's `sleep N` (command + args), else at once."""
+    longest = 0.0
+    for c in containers:
+        words = [str(w) for w in (c.get("command") or []) + (c.get("args") or [])]
+        text = " ".join(words)
+        total = 0.0
+        for amount, unit in SLEEP.findall(text):
+            total += float("inf") if amount == "infinity" else float(amount) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+        longest = max(longest, total)
+    return longest
 
 
 def emit_event(rt: Runtime, obj: dict[str, Any], etype: str, reason: str, message: str, component: str = "kubelet") -> None:

@@ -74,10 +74,11 @@ def ensure_nodes(rt: Runtime) -> None:
             rt.delete(NODES, None, meta(node)["name"])
 
 
-def ready_nodes(rt: Runtime) -> list[dict[str, Any]]:
+def ready_nodes(rt: Runtime, *, cordoned: bool = False) -> list[dict[str, Any]]:
+    """Ready nodes; cordoned (unschedulable) ones too with ``cordoned=True`` (DaemonSet pods tolerate that taint)."""
     out = []
     for n in rt.cache.list(NODES):
-        if meta(n).get("deletionTimestamp") or (n.get("spec") or {}).get("unschedulable"):
+        if meta(n).get("deletionTimestamp") or ((n.get("spec") or {}).get("unschedulable") and not cordoned):
             continue
         if any(c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or []):
             out.append(n)
@@ -94,9 +95,31 @@ def pick_node(rt: Runtime, pod_spec: dict[str, Any]) -> str | None:
 
 
 def node_fits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
+    """nodeSelector and required node affinity (matchExpressions on labels, matchFields on metadata.name)."""
     sel = pod_spec.get("nodeSelector") or {}
     labels = labels_of(node)
-    return all(labels.get(k) == v for k, v in sel.items())
+    if not all(labels.get(k) == v for k, v in sel.items()):
+        return False
+    required = (((pod_spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    fields = {"metadata.name": meta(node).get("name", "")}
+    return not required or any(_term_matches(t, labels, fields) for t in required)
+
+
+def _term_matches(term: dict[str, Any], labels: dict[str, str], fields: dict[str, str]) -> bool:
+    checks = [(r, labels) for r in term.get("matchExpressions") or []] + [(r, fields) for r in term.get("matchFields") or []]
+    if not checks:
+        return False
+    for req, values in checks:
+        key, op, want = req.get("key", ""), req.get("operator", ""), [str(v) for v in req.get("values") or []]
+        have = values.get(key)
+        ok = {"In": have is not None and have in want, "NotIn": have is None or have not in want,
+              "Exists": have is not None, "DoesNotExist": have is None,
+              "Gt": have is not None and have.isdigit() and bool(want) and int(have) > int(want[0]),
+              "Lt": have is not None and have.isdigit() and bool(want) and int(have) < int(want[0])}.get(op, False)
+        if not ok:
+            return False
+    return True
 
 
 def periodic(rt: Runtime) -> None:

@@ -35,6 +35,7 @@ def reconcile_replicaset(rt: Runtime, ns: str | None, name: str) -> None:
     pods = owned_by(rt, rs, PODS)
     active = [p for p in pods if is_active(p)]
     diff = want - len(active)
+    failure = None
     if diff > 0:
         base = meta(rs)["name"]
         for _i in range(diff):
