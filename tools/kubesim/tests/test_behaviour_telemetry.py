@@ -15,6 +15,7 @@ import urllib.parse
 
 import pytest
 
+from kubesim.testing import istiod, wait_ca_bundle
 from kubesim.testing import ISTIO_CRDS, apply, deployment, get_json, http_get, injector_webhook, kubectl, namespace, service, wait_for
 
 NS = "bookinfo"
@@ -68,6 +69,8 @@ def _mesh(ks, *, sampling: float | None = None):
     wait_for(lambda: kubectl(ks, "get", "destinationrules.networking.istio.io,telemetries.telemetry.istio.io", "-A", check=False).returncode == 0,
              what="Istio CRDs served")
     apply(ks, [namespace(ISTIO), injector_webhook(), namespace(NS, {"istio-injection": "enabled"}), namespace("istio-ingress")])
+    apply(ks, istiod())           # the injector is called once a ready istiod has patched its CA into the webhook
+    wait_ca_bundle(ks)
     objs = []
     for app, versions in (("productpage", ["v1"]), ("details", ["v1"]), ("reviews", ["v1", "v2", "v3"]), ("ratings", ["v1"])):
         for v in versions:
