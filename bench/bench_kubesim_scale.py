@@ -96,7 +96,7 @@ def main() -> int:
             podlist = json.loads(raw)
             ready = sum(1 for p in podlist["items"] if p["metadata"]["namespace"].startswith("bench-")
                         and any(c.get("type") == "Ready" and c.get("status") == "True"
-                               for c in (p.get("status") or {}).get("conditions") or []))
+                                for c in (p.get("status") or {}).get("conditions") or []))
             eps = 0
             if not args.no_services:
                 code, epl = ks.request("GET", "/api/v1/endpoints")

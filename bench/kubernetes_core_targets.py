@@ -105,7 +105,7 @@ def run_target(src: Path, target: str, args: argparse.Namespace, logdir: Path) -
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("source", help="unpacked kubernetes.core source tree (never downloaded by this script)")
     ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="comma-separated target names")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per target (default 600)")
@@ -131,7 +131,7 @@ def main() -> int:
         results[t] = run_target(src, t, args, logdir)
         print(f"{t:32s} {results[t][0]:8s} {results[t][1]:7.1f}s", flush=True)
     shutil.rmtree(tree, ignore_errors=True)
-    passed = sum(1 for r, _ in results.values() if r == "pass")
+    passed = sum(1 for outcome, _seconds in results.values() if outcome == "pass")
     print(f"TOTAL: {passed}/{len(results)} passed ({100.0 * passed / max(1, len(results)):.0f}%)")
     return 0 if passed == len(results) else 1
 

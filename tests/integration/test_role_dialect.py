@@ -42,7 +42,7 @@ def test_defaults_come_from_the_collection(playbook, tmp_path):
 
 def test_collection_wide_variables_reach_every_role(playbook, tmp_path):
     resolved, _output = resolve(playbook, tmp_path, okemesh_istio_version="1.29.1", okemesh_kubectl_binary="/opt/k8s/kubectl",
-                          okemesh_helm_binary="/opt/k8s/helm", okemesh_api_retries=7, okemesh_api_retry_delay=2)
+                                okemesh_helm_binary="/opt/k8s/helm", okemesh_api_retries=7, okemesh_api_retry_delay=2)
     assert resolved["versions"] == ["1.29.1"] * 5
     assert resolved["kubectl"] == ["/opt/k8s/kubectl"] * 2
     assert resolved["helm"] == ["/opt/k8s/helm"] * 2

@@ -135,7 +135,7 @@ def test_committed_survey_asks_for_the_most_used_variables():
         if "choices" in opt and opt.get("type") != "bool":
             assert set(q["choices"]) == {str(c) for c in opt["choices"]} - {""}, var
     assert survey["istio_profile"]["type"] == "multiplechoice" and survey["istio_profile"]["default"] == "default"
-    assert survey["bookinfo_loadgen_requests"] == {**survey["bookinfo_loadgen_requests"], "type": "integer", "default": 0,
+    assert survey["bookinfo_loadgen_requests"] == {**survey["bookinfo_loadgen_requests"], "type": "integer", "default": 100,
                                                    "min": 0, "max": 100000}
     assert survey["prereqs_cluster_admin_binding"]["choices"] == ["true", "false"]
     assert survey["prereqs_cluster_admin_binding"]["default"] == "false"

@@ -43,8 +43,8 @@ def test_explicit_nulls_are_dropped_and_reapply_is_a_noop(kubesim):
     assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
     assert second["metadata"]["generation"] == 1
     # a strategic merge patch that only says null changes nothing either
-    status, _ = _rest(kubesim, "PATCH", "/apis/apps/v1/namespaces/default/deployments/prometheus",
-                      {"spec": {"strategy": {"rollingUpdate": None}}}, "application/strategic-merge-patch+json")
+    status, _body = _rest(kubesim, "PATCH", "/apis/apps/v1/namespaces/default/deployments/prometheus",
+                          {"spec": {"strategy": {"rollingUpdate": None}}}, "application/strategic-merge-patch+json")
     assert status == 200
     third = get_json(kubesim, "deployment", "prometheus")
     assert third["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
@@ -67,10 +67,13 @@ def test_merge_patch_null_still_deletes_and_custom_resources_keep_nulls(kubesim)
                     "versions": [{"name": "v1", "served": True, "storage": True,
                                   "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
     assert _rest(kubesim, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)[0] == 201
-    status, w = wait_for(lambda: (lambda r: r if r[0] == 201 else None)(
-        _rest(kubesim, "POST", "/apis/example.com/v1/namespaces/default/widgets",
-              {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": None}})),
-        what="the Widget kind served")
+
+    def create_widget():
+        answer = _rest(kubesim, "POST", "/apis/example.com/v1/namespaces/default/widgets",
+                       {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": None}})
+        return answer if answer[0] == 201 else None
+
+    status, w = wait_for(create_widget, what="the Widget kind served")
     assert w["spec"] == {"size": None}                 # unstructured: the null is kept
     assert w["metadata"]["generation"] == 1
 

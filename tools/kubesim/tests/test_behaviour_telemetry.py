@@ -22,6 +22,9 @@ NS = "bookinfo"
 ISTIO = "istio-system"
 GATEWAY_LABELS = {"app": "istio-ingress", "istio": "ingress"}
 IMAGE = "docker.io/istio/examples-bookinfo-{}:1.20.3"
+_MORE_CRD_NAMES = (("destinationrules", "networking.istio.io", "DestinationRule", "destinationrule"),
+                   ("peerauthentications", "security.istio.io", "PeerAuthentication", "peerauthentication"),
+                   ("telemetries", "telemetry.istio.io", "Telemetry", "telemetry"))
 MORE_CRDS = "\n".join(
     f"""---
 apiVersion: apiextensions.k8s.io/v1
@@ -33,9 +36,7 @@ spec:
   scope: Namespaced
   versions:
   - {{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}
-""" for plural, group, kind, kind_lower in (("destinationrules", "networking.istio.io", "DestinationRule", "destinationrule"),
-                                           ("peerauthentications", "security.istio.io", "PeerAuthentication", "peerauthentication"),
-                                           ("telemetries", "telemetry.istio.io", "Telemetry", "telemetry")))
+""" for plural, group, kind, kind_lower in _MORE_CRD_NAMES)
 STANDARD_LABELS = ("reporter", "source_workload", "source_workload_namespace", "source_app", "source_version", "source_principal",
                    "destination_workload", "destination_workload_namespace", "destination_app", "destination_version",
                    "destination_service", "destination_service_name", "destination_service_namespace", "request_protocol",
@@ -108,7 +109,7 @@ def _mesh(ks, *, sampling: float | None = None):
 def _send(addr: str, n: int, headers: dict[str, str] | None = None) -> None:
     import urllib.request
 
-    for _ in range(n):
+    for _i in range(n):
         req = urllib.request.Request(f"http://{addr}/productpage", headers=headers or {})  # noqa: S310 - simulator loopback
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - simulator loopback
             assert resp.status == 200

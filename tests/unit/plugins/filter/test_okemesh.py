@@ -22,8 +22,8 @@ def test_support_returns_copies_of_the_shared_data():
     assert _support.OKE_ENDPOINTS[-1] == "LEGACY_KUBERNETES"
     assert _support.ISTIO_KUBERNETES["1.30"]["min"] == "1.32"
     assert okemesh.support("default_istio_version") == _support.DEFAULT_ISTIO_VERSION
-    assert okemesh.support("default_api_retries") == 5
-    assert okemesh.support("default_api_retry_delay") == 3
+    assert okemesh.support("default_api_retries") == 10
+    assert okemesh.support("default_api_retry_delay") == 2
 
 
 def test_support_names_the_known_keys_on_a_typo():

@@ -99,7 +99,7 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
             for k in (obj.get(field) or {}):
                 if not k or len(k) > 253 or not all(c.isalnum() or c in "-._" for c in k):
                     causes.append({"field": f"{field}[{k}]", "message": f"Invalid value: \"{k}\": a valid config key must consist of "
-                                                                          "alphanumeric characters, '-', '_' or '.'"})
+                                   "alphanumeric characters, '-', '_' or '.'"})
     elif rt.key == "statefulsets.apps" and old is not None:
         mutable = ("replicas", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy", "minReadySeconds", "ordinals",
                    "revisionHistoryLimit")

@@ -289,8 +289,8 @@ def discover(rt: Runtime, role: str, namespaces: list[str]) -> list[dict[str, An
                       "__meta_kubernetes_pod_container_init": "true" if init else "false"}
                 for p in c.get("ports") or []:
                     targets.append((f"{ip}:{p.get('containerPort')}", {**cl, "__meta_kubernetes_pod_container_port_name": p.get("name") or "",
-                                                                      "__meta_kubernetes_pod_container_port_number": str(p.get("containerPort")),
-                                                                      "__meta_kubernetes_pod_container_port_protocol": p.get("protocol") or "TCP"}))
+                                                                       "__meta_kubernetes_pod_container_port_number": str(p.get("containerPort")),
+                                                                       "__meta_kubernetes_pod_container_port_protocol": p.get("protocol") or "TCP"}))
                 if not c.get("ports") and not init:
                     targets.append((ip, cl))
         for addr, extra in targets:

@@ -231,7 +231,7 @@ class Trace:
         if pid is None:
             pid = f"p{len(self.processes) + 1}"
             self.processes[pid] = {"serviceName": service, "tags": [{"key": "hostname", "type": "string",
-                                                                      "value": meta(pod).get("name", "") if pod else ""}]}
+                                                                     "value": meta(pod).get("name", "") if pod else ""}]}
         sid = secrets.token_hex(8)
         self.spans.append({"traceID": self.trace_id, "spanID": sid, "operationName": op, "flags": 1,
                            "references": [{"refType": "CHILD_OF", "traceID": self.trace_id, "spanID": parent}] if parent else [],
