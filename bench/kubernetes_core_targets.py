@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run kubernetes.core's own k8s_* integration targets against kubesim: a fidelity measure.
 
 Usage:
