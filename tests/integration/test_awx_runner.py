@@ -201,7 +201,8 @@ def test_site_through_ansible_runner_with_bearer_token_credential(kubesim, tmp_p
     assert set(names) >= {"grafana", "prometheus", "jaeger", "kiali"}
     assert names["grafana"]["command"] == "kubectl -n istio-system port-forward svc/grafana 3000:3000"
     assert names["grafana"]["url"] == "http://localhost:3000"
-    assert "telemetry_verdict" not in cluster and "mesh_graph_path" not in cluster
+    assert cluster["telemetry_verdict"] == "passed"
+    assert cluster["mesh_graph_path"].endswith("/mesh.svg")
     assert_no_token_in_artifacts(pdd, "1", kubesim.token)
 
     second = run(pdd, "2")

@@ -35,8 +35,8 @@ def test_defaults_come_from_the_collection(playbook, tmp_path):
     assert resolved["versions"] == ["1.30.0"] * 5
     assert resolved["kubectl"] == ["kubectl", "kubectl"]
     assert resolved["helm"] == ["", ""]
-    assert resolved["retries"] == [5] * 5
-    assert resolved["delays"] == [3] * 5
+    assert resolved["retries"] == [10] * 5
+    assert resolved["delays"] == [2] * 5
     assert "DEPRECATION WARNING" not in output
 
 

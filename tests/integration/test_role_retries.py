@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.stage_istio_release import staged_for_tests
-from tests.integration._cluster import get, helm_env
+from tests.support import get, helm_env
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "tests" / "integration" / "playbooks"
