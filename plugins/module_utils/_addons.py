@@ -25,12 +25,13 @@ from __future__ import annotations
 __metaclass__ = type
 
 import json
+import time
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode, quote
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.okemesh.istio.plugins.module_utils._errors import AddonError
-from ansible_collections.okemesh.istio.plugins.module_utils import _promql
+from ansible_collections.okemesh.istio.plugins.module_utils import _k8s, _promql
 
 # Where Istio's samples/addons put each add-on (Service name, port) and the path prefix of its API.
 ADDON_DEFAULTS = dict(
@@ -100,6 +101,7 @@ class ServiceProxy(object):
     """
 
     proxied = True
+    THROTTLED_RETRIES = 10
 
     def __init__(self, api_client, addon: str, namespace: str, service: str, port: str, scheme: str = "http",
                  headers=None, timeout: float = 30):
@@ -118,21 +120,33 @@ class ServiceProxy(object):
         header_params = {"Accept": "application/json"}
         if self.headers is not None:
             header_params.update(self.headers())
-        try:
-            resp = self.api_client.call_api(
-                self.base + path, "GET", query_params=list(query or []), header_params=header_params,
-                auth_settings=[], _preload_content=False, _return_http_data_only=True, _request_timeout=self.timeout,
-            )
-            return resp.data
-        except Exception as exc:  # ApiException (HTTP status) or urllib3 errors (no answer)
-            status = getattr(exc, "status", None)
-            if status:
-                body = getattr(exc, "body", None) or b""
-                if not isinstance(body, bytes):
-                    body = str(body).encode("utf-8")
-                raise classify_http_failure(self.addon, self.target, status, body, proxied=True)
-            raise AddonError("%s: cannot reach the Kubernetes API for %s: %s" % (self.addon, self.target, exc),
-                             addon=self.addon, kind="unreachable", target=self.target)
+        attempt = 0
+        while True:
+            try:
+                resp = self.api_client.call_api(
+                    self.base + path, "GET", query_params=list(query or []), header_params=header_params,
+                    auth_settings=[], _preload_content=False, _return_http_data_only=True, _request_timeout=self.timeout,
+                )
+                return resp.data
+            except Exception as exc:  # ApiException (HTTP status) or urllib3 errors (no answer)
+                # 429: the API server (API Priority and Fairness) did not process the request; try again
+                # after its Retry-After, as client-go does, a bounded number of times
+                if getattr(exc, "status", None) == 429 and attempt < self.THROTTLED_RETRIES:
+                    attempt += 1
+                    time.sleep(min(_k8s._retry_after(exc) or 0.5 * attempt, 10.0))  # pylint: disable=protected-access
+                    continue
+                self._fail(exc)
+
+    def _fail(self, exc):
+        """Raise the AddonError that names what went wrong (an HTTP status, or no answer)."""
+        status = getattr(exc, "status", None)
+        if status:
+            body = getattr(exc, "body", None) or b""
+            if not isinstance(body, bytes):
+                body = str(body).encode("utf-8")
+            raise classify_http_failure(self.addon, self.target, status, body, proxied=True)
+        raise AddonError("%s: cannot reach the Kubernetes API for %s: %s" % (self.addon, self.target, exc),
+                         addon=self.addon, kind="unreachable", target=self.target)
 
 
 class DirectURL(object):
