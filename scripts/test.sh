@@ -33,12 +33,12 @@ for stage in "${stages[@]}"; do
       run_stage yamllint "$py" -m yamllint -s .
       run_stage ansible-lint "$root/.venv/bin/ansible-lint" --profile production --offline
       ;;
-    unit) run_stage unit pytest_stage tests/unit -q ;;
+    unit) run_stage unit pytest_stage tests/unit -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist loadgroup ;;
     build) run_stage build "$py" scripts/build_check.py ;;
     sanity) run_stage sanity bash scripts/sanity.sh ;;
     kubesim) run_stage kubesim pytest_stage tools/kubesim/tests -q -n "${OKEMESH_TEST_WORKERS:-2}" ;;
     integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist loadfile ;;
-    molecule) run_stage molecule-sim "$root/.venv/bin/molecule" test -s sim ;;
+    molecule) run_stage molecule "$root/.venv/bin/molecule" test -s default ;;
     *) echo "unknown stage $stage (lint unit build sanity kubesim integration molecule)"; exit 2 ;;
   esac
 done

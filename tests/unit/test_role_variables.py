@@ -215,12 +215,14 @@ def test_the_expected_renames_are_in_place():
 
 
 def test_molecule_scenarios_share_one_verify_playbook():
-    shared = ROOT / "molecule" / "shared" / "verify.yml"
+    scenarios = ROOT / "extensions" / "molecule"  # where molecule looks for a collection's scenarios
+    shared = scenarios / "shared" / "verify.yml"
     assert shared.is_file()
-    for scenario in ("sim", "kind"):
-        assert not (ROOT / "molecule" / scenario / "verify.yml").exists()
-        config = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())
-        assert (ROOT / "molecule" / scenario / config["provisioner"]["playbooks"]["verify"]).resolve() == shared
+    assert not (ROOT / "molecule").exists()
+    for scenario in ("default", "kind"):
+        assert not (scenarios / scenario / "verify.yml").exists()
+        config = yaml.safe_load((scenarios / scenario / "molecule.yml").read_text())
+        assert (scenarios / scenario / config["provisioner"]["playbooks"]["verify"]).resolve() == shared
 
 
 @pytest.mark.parametrize("role", ["istio", "gateway"])

@@ -12,12 +12,16 @@ import os
 import shutil
 import time
 
+import pytest
 import yaml
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.okemesh.istio.plugins.doc_fragments.k8s_auth import ModuleDocFragment
 from ansible_collections.okemesh.istio.plugins.modules import mesh_graph
 from tests.support.modules import run_module
+
+# one worker starts the shared Prometheus environment (tests/unit/plugins/modules/conftest.py)
+pytestmark = pytest.mark.xdist_group("telemetry")
 
 WINDOW = "10s"
 

@@ -18,6 +18,9 @@ from ansible_collections.okemesh.istio.plugins.modules import telemetry_check
 from tests.support.modules import run_module
 from tests.fixtures.telemetry import stubs
 
+# one worker starts the shared Prometheus environment (tests/unit/plugins/modules/conftest.py)
+pytestmark = pytest.mark.xdist_group("telemetry")
+
 WINDOW = "10s"
 
 

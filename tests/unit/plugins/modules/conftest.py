@@ -1,4 +1,8 @@
-"""The telemetry environment (sidecar-metrics stub, a real Prometheus, the API server stub), once per session."""
+"""The telemetry environment (sidecar-metrics stub, a real Prometheus, the API server stub), once per session.
+
+telemetry_check's and mesh_graph's tests share it; they are marked ``xdist_group("telemetry")`` so that under
+``-n``/``--dist loadgroup`` one worker starts it once, not every worker.
+"""
 
 import pytest
 
