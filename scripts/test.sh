@@ -8,7 +8,7 @@ export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 py="$root/.venv/bin/python"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(lint unit build sanity kubesim integration molecule)
+[ ${#stages[@]} -gt 0 ] || stages=("(" lint build sanity ")" unit kubesim integration molecule)
 failed=()
 
 run_stage() {
@@ -26,7 +26,8 @@ run_stage() {
 # pytest exits 5 when it collected nothing: that is a failure here, never hidden.
 pytest_stage() { "$py" -m pytest -p no:cacheprovider "$@"; }
 
-for stage in "${stages[@]}"; do
+run_one() {
+  local stage=$1
   case "$stage" in
     lint)
       run_stage ruff "$py" -m ruff check plugins tests bench scripts tools
@@ -41,7 +42,31 @@ for stage in "${stages[@]}"; do
     molecule) run_stage molecule "$root/.venv/bin/molecule" test -s default ;;
     *) echo "unknown stage $stage (lint unit build sanity kubesim integration molecule)"; exit 2 ;;
   esac
+}
+
+# Stages run in order. Stages between "(" and ")" run in the background, their output held back
+# and printed when they end, while the next stages run: the static checks use the CPU the
+# simulator-backed tests leave idle while they wait on the simulator, Prometheus and helm.
+background=()
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    "(") background=(x) ;;
+    ")")
+      bglog=$(mktemp)
+      ( failed=(); for s in "${background[@]:1}"; do run_one "$s"; done
+        [ ${#failed[@]} -eq 0 ] || printf '%s\n' "${failed[@]}" > "$bglog.failed" ) > "$bglog" 2>&1 &
+      bgpid=$!; background=() ;;
+    *)
+      if [ ${#background[@]} -gt 0 ]; then background+=("$stage"); else run_one "$stage"; fi ;;
+  esac
 done
+if [ -n "${bgpid:-}" ]; then
+  wait "$bgpid"
+  echo "=== background stages (run while the others ran):"
+  cat "$bglog"
+  if [ -s "$bglog.failed" ]; then mapfile -t more < "$bglog.failed"; failed+=("${more[@]}"); fi
+  rm -f "$bglog" "$bglog.failed"
+fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED stages: ${failed[*]}"
