@@ -8,7 +8,7 @@ export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 py="$root/.venv/bin/python"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=("(" lint build sanity ")" unit kubesim integration molecule)
+[ ${#stages[@]} -gt 0 ] || stages=("(" lint build sanity ")" unit kubesim "(" molecule ")" integration)
 failed=()
 
 run_stage() {
@@ -45,28 +45,29 @@ run_one() {
 }
 
 # Stages run in order. Stages between "(" and ")" run in the background, their output held back
-# and printed when they end, while the next stages run: the static checks use the CPU the
+# and printed when everything else has ended: the static checks and molecule use the CPU that the
 # simulator-backed tests leave idle while they wait on the simulator, Prometheus and helm.
-background=()
+group=() bgpids=() bglogs=()
 for stage in "${stages[@]}"; do
   case "$stage" in
-    "(") background=(x) ;;
+    "(") group=(x) ;;
     ")")
-      bglog=$(mktemp)
-      ( failed=(); for s in "${background[@]:1}"; do run_one "$s"; done
-        [ ${#failed[@]} -eq 0 ] || printf '%s\n' "${failed[@]}" > "$bglog.failed" ) > "$bglog" 2>&1 &
-      bgpid=$!; background=() ;;
+      log=$(mktemp)
+      ( failed=(); for s in "${group[@]:1}"; do run_one "$s"; done
+        [ ${#failed[@]} -eq 0 ] || printf '%s\n' "${failed[@]}" > "$log.failed" ) > "$log" 2>&1 &
+      bgpids+=("$!") bglogs+=("$log") group=() ;;
     *)
-      if [ ${#background[@]} -gt 0 ]; then background+=("$stage"); else run_one "$stage"; fi ;;
+      if [ ${#group[@]} -gt 0 ]; then group+=("$stage"); else run_one "$stage"; fi ;;
   esac
 done
-if [ -n "${bgpid:-}" ]; then
-  wait "$bgpid"
-  echo "=== background stages (run while the others ran):"
-  cat "$bglog"
-  if [ -s "$bglog.failed" ]; then mapfile -t more < "$bglog.failed"; failed+=("${more[@]}"); fi
-  rm -f "$bglog" "$bglog.failed"
-fi
+for i in "${!bgpids[@]}"; do
+  wait "${bgpids[$i]}"
+  log=${bglogs[$i]}
+  echo "=== background stages (they ran while the others ran):"
+  cat "$log"
+  if [ -s "$log.failed" ]; then mapfile -t more < "$log.failed"; failed+=("${more[@]}"); fi
+  rm -f "$log" "$log.failed"
+done
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED stages: ${failed[*]}"

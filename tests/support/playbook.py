@@ -8,8 +8,10 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.fixtures.stage_istio_release import staged_for_tests
@@ -85,7 +87,20 @@ def run_playbook(
     if tags:
         cmd += ["--tags", tags]
     cmd += args or []
-    proc = subprocess.run(cmd, cwd=REPO, env=playbook_env(env), capture_output=True, text=True, timeout=timeout, check=False)
+    run_env = playbook_env(env)
+    # Every run gets a temporary directory of its own, as a fresh machine or an AWX job container has:
+    # kubernetes.core keeps its API discovery cache in $TMPDIR keyed by the API server's host:port only,
+    # and a simulator of an earlier test may have served a different API on the same port.
+    own_tmp = None
+    if not (env or {}).get("TMPDIR"):
+        scratch = REPO / "tests" / "output" / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        own_tmp = run_env["TMPDIR"] = tempfile.mkdtemp(prefix="run-", dir=scratch)
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
+    finally:
+        if own_tmp:
+            shutil.rmtree(own_tmp, ignore_errors=True)
     recap = {
         m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(proc.stdout)
     }

@@ -77,6 +77,11 @@ class KubesimHandle:
         env.setdefault("HELM_CONFIG_HOME", str(Path(self.kubeconfig).parent / "helm-config"))
         env.setdefault("HELM_DATA_HOME", str(Path(self.kubeconfig).parent / "helm-data"))
         env.setdefault("KUBECACHEDIR", str(Path(self.kubeconfig).parent / "kube-cache"))
+        # kubernetes.core keeps its discovery cache in $TMPDIR, keyed by host:port only: a simulator of an
+        # earlier test may have served another API on this port, so this one's clients get their own
+        tmp = Path(self.kubeconfig).parent / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
         if extra:
             env.update(extra)
         return env
