@@ -1,7 +1,8 @@
 """site.yml, uninstall.yml and dashboards.yml end to end against kubesim (the Kubernetes API
-simulator), with the project's sim inventories: one cluster, then three clusters in parallel.
+simulator): three clusters converge in one run, in parallel; the first of them then carries the
+single-cluster checks (idempotence, dashboards, uninstall), so the suite runs site.yml fully once.
 
-The one-cluster run also proves the telemetry the add-ons hold after bookinfo's load generator,
+The run also proves the telemetry the add-ons hold after bookinfo's load generator,
 read the way telemetry_check reads it: through the Kubernetes API server's service proxy
 (``kubectl get --raw``). kubesim runs a REAL Prometheus (Debian's ``prometheus`` package) behind
 the prometheus add-on; without the binary this test fails, it does not skip (CI installs it).
@@ -85,67 +86,67 @@ def assert_telemetry_flows(sim) -> None:
     assert raw(sim, PROXY.format("kiali:20001") + "/kiali/api/status")["status"]["Kiali state"] == "running"
 
 
-@pytest.mark.kubesim(scrape_interval="1s")
-def test_site_converges_proves_telemetry_prints_summary_is_idempotent_and_uninstalls(kubesim, playbook, tmp_path):
+def test_three_clusters_converge_prove_telemetry_print_summary_are_idempotent_and_uninstall(playbook, tmp_path):
+    """One site.yml run converges three clusters in parallel (ansible.cfg forks); sim-1 then carries the
+    single-cluster checks: telemetry, idempotence, dashboards.yml and uninstall.yml, each with --limit."""
     assert shutil.which("prometheus"), "Debian's prometheus package is required (scripts/install_system_packages.sh installs it)"
-    env = sim_env({"OKEMESH_SIM_KUBECONFIG": kubesim}, tmp_path)
-    inv = REPO / "inventories/sim/hosts.yml"
+    sims = {f"OKEMESH_SIM_KUBECONFIG_{n}": start_kubesim(tmp_path / f"sim-{n}", scrape_interval="1s") for n in (1, 2, 3)}
+    try:
+        check_three_clusters(playbook, list(sims.values()), sim_env(sims, tmp_path), tmp_path)
+    finally:
+        for sim in sims.values():
+            sim.stop()
 
+
+def check_three_clusters(playbook, sims: list, env: dict[str, str], tmp_path: Path) -> None:
+    inv = REPO / "inventories/sim/three-clusters.yml"
     first = playbook(REPO / "site.yml", inventory=inv, env=env, extra_vars={"bookinfo_loadgen_requests": 40})
     assert first.rc == 0, str(first)
-    assert re.search(r"status_counts\W+200\W+40\b", first.stdout), first.stdout[-3000:]
-    assert_telemetry_flows(kubesim)
-    assert first.changed("sim-1") > 0
+    assert set(first.recap) == {"sim-1", "sim-2", "sim-3"}
     out = " ".join(first.stdout.split())
     assert "TARGET IS KUBESIM, the local Kubernetes API simulator" in out
-    assert f"bookinfo: http://{lb_ip(kubesim)}/productpage" in out
-    assert f"grafana: kubectl --kubeconfig {kubesim.kubeconfig} -n istio-system port-forward svc/grafana 3000:3000" in out
-    assert "6 pods carry a ready istio-proxy" in out
+    for n, sim in enumerate(sims, start=1):
+        assert first.failed(f"sim-{n}") == 0 and first.changed(f"sim-{n}") > 0
+        assert f"cluster: sim-{n} (kubeconfig {sim.kubeconfig})" in out
+        assert f"bookinfo: http://{lb_ip(sim)}/productpage" in out
+        assert f"grafana: kubectl --kubeconfig {sim.kubeconfig} -n istio-system port-forward svc/grafana 3000:3000" in out
+    assert len({lb_ip(s) for s in sims}) == 3
+    assert out.count("6 pods carry a ready istio-proxy") == 3
     assert out.count("Summary | print it") == 1
+    assert len(re.findall(r"status_counts\W+200\W+40\b", first.stdout)) == 3, first.stdout[-3000:]
+    sim = sims[0]
+    assert_telemetry_flows(sim)
 
-    second = playbook(REPO / "site.yml", inventory=inv, env=env, extra_vars={"bookinfo_loadgen_requests": 40})
+    limit = ["--limit", "sim-1"]
+    second = playbook(REPO / "site.yml", inventory=inv, env=env, args=limit, extra_vars={"bookinfo_loadgen_requests": 40})
     assert second.rc == 0, str(second)
-    assert second.changed("sim-1") == 0, str(second)
+    assert set(second.recap) == {"sim-1"} and second.changed("sim-1") == 0, str(second)
 
     # dashboards: print, then start in the background and stop again
     state = tmp_path / "pf"
-    shown = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env)
+    shown = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env, args=limit)
     assert shown.rc == 0, str(shown)
-    expected = f"prometheus: kubectl --kubeconfig {kubesim.kubeconfig} -n istio-system port-forward svc/prometheus 9090:9090 -> http://localhost:9090"
+    expected = f"prometheus: kubectl --kubeconfig {sim.kubeconfig} -n istio-system port-forward svc/prometheus 9090:9090 -> http://localhost:9090"
     assert expected in " ".join(shown.stdout.split()), str(shown)
-    started = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env,
+    started = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env, args=limit,
                        extra_vars={"dashboards_action": "start", "dashboards_state_dir": str(state),
                                    "dashboards_port_offset": 31000})
     assert started.rc == 0, str(started)
     assert sorted(p.name for p in state.glob("*.pid")) == ["grafana.pid", "jaeger.pid", "kiali.pid", "prometheus.pid"]
-    stopped = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env,
+    stopped = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env, args=limit,
                        extra_vars={"dashboards_action": "stop", "dashboards_state_dir": str(state)})
     assert stopped.rc == 0, str(stopped)
     assert list(state.glob("*.pid")) == []
 
-    removed = playbook(REPO / "playbooks/uninstall.yml", inventory=inv, env=env)
+    removed = playbook(REPO / "playbooks/uninstall.yml", inventory=inv, env=env, args=limit)
     assert removed.rc == 0, str(removed)
-    assert get(kubesim, "/api/v1/namespaces/bookinfo")[0] == 404
-    assert get(kubesim, "/api/v1/namespaces/istio-ingress")[0] == 404
-    assert get(kubesim, "/apis/apps/v1/namespaces/istio-system/deployments/istiod")[0] == 404
+    assert get(sim, "/api/v1/namespaces/bookinfo")[0] == 404
+    assert get(sim, "/api/v1/namespaces/istio-ingress")[0] == 404
+    assert get(sim, "/apis/apps/v1/namespaces/istio-system/deployments/istiod")[0] == 404
     # gateway before bookinfo before add-ons before the control plane
     order = [m.group(1) for m in re.finditer(r"TASK \[okemesh\.istio\.(gateway|bookinfo|addons|istio) :", removed.stdout)]
     firsts = [r for i, r in enumerate(order) if r not in order[:i]]
     assert firsts == ["gateway", "bookinfo", "addons", "istio"], firsts
-
-
-def test_three_clusters_converge_in_parallel(playbook, tmp_path):
-    sims = {f"OKEMESH_SIM_KUBECONFIG_{n}": start_kubesim(tmp_path / f"sim-{n}") for n in (1, 2, 3)}
-    try:
-        r = playbook(REPO / "site.yml", inventory=REPO / "inventories/sim/three-clusters.yml", env=sim_env(sims, tmp_path))
-        assert r.rc == 0, str(r)
-        assert set(r.recap) == {"sim-1", "sim-2", "sim-3"}
-        out = " ".join(r.stdout.split())
-        for n, sim in enumerate(sims.values(), start=1):
-            assert r.failed(f"sim-{n}") == 0
-            assert f"cluster: sim-{n} (kubeconfig {sim.kubeconfig})" in out
-            assert f"bookinfo: http://{lb_ip(sim)}/productpage" in out
-        assert len({lb_ip(s) for s in sims.values()}) == 3
-    finally:
-        for sim in sims.values():
-            sim.stop()
+    # --limit is honoured: the other clusters keep their mesh
+    for other in sims[1:]:
+        assert get(other, "/apis/apps/v1/namespaces/istio-system/deployments/istiod")[0] == 200
