@@ -37,8 +37,8 @@ run_one() {
     unit) run_stage unit pytest_stage tests/unit -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist loadgroup ;;
     build) run_stage build "$py" scripts/build_check.py ;;
     sanity) run_stage sanity bash scripts/sanity.sh ;;
-    kubesim) run_stage kubesim pytest_stage tools/kubesim/tests -q -n "${OKEMESH_TEST_WORKERS:-2}" ;;
-    integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist loadfile ;;
+    kubesim) run_stage kubesim pytest_stage tools/kubesim/tests -q -n "${OKEMESH_TEST_WORKERS:-2}" --durations=10 ;;
+    integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist worksteal --durations=20 ;;
     molecule) run_stage molecule "$root/.venv/bin/molecule" test -s default ;;
     *) echo "unknown stage $stage (lint unit build sanity kubesim integration molecule)"; exit 2 ;;
   esac
