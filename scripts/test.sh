@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the project's checks. No argument: all of them (what `make test` and CI run).
-# With arguments: only those stages (unit, kubesim, integration, sanity, lint, build).
+# With arguments: only those stages (unit, kubesim, integration, sanity, lint, build, molecule), in
+# order; stages between "(" and ")" run in the background, e.g.  scripts/test.sh "(" lint ")" unit
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -73,4 +74,5 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "FAILED stages: ${failed[*]}"
   exit 1
 fi
-echo "all stages passed: ${stages[*]}"
+ran=(); for s in "${stages[@]}"; do [[ "$s" == "(" || "$s" == ")" ]] || ran+=("$s"); done
+echo "all stages passed: ${ran[*]}"
