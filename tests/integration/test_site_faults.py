@@ -41,10 +41,12 @@ def test_site_converges_through_api_faults(profile, kubesim, playbook, tmp_path)
     status, stats = kubesim.request("GET", "/kubesim/v1/stats")
     assert status == 200, stats
     retried = len(re.findall(r"^FAILED - RETRYING", faulty.stdout, re.M))
+    # a helm release deployed again after its round's tries were used up (or it was left pending)
+    rounds = len(re.findall(r"Helm release state after an interrupted helm run - .* round \d+\] \*+\nok:", faulty.stdout))
     # what the closing note reports: faults the run went through and the retries the roles made
     print(f"\nfault profile {profile}: {elapsed:.1f} s, {stats['faults_injected']} faults injected "
           f"({stats['faults_429']} x 429, {stats['faults_5xx']} x 5xx) in {stats['resource_requests']} resource requests, "
-          f"{retried} task retries")
+          f"{retried} task retries, {rounds} extra helm rounds")
     assert faulty.rc == 0 and faulty.failed("sim-1") == 0, faulty
     if PROFILES[profile].get("fault_error_rate"):
         assert stats["faults_injected"] > 0, "the profile injected no fault: the test proves nothing"
