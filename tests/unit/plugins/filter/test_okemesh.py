@@ -70,8 +70,8 @@ def test_helm_busy_tells_a_pending_release_from_other_failures():
     assert okemesh.helm_busy(HELM_BUSY) is True
     assert okemesh.helm_busy({"failed": True, "stderr": HELM_BUSY["stderr"]}) is True
     # a transient API error, a real error, a success, a skipped task, no result at all
-    assert okemesh.helm_busy({"failed": True, "stderr": "Error: UPGRADE FAILED: could not get information about the "
-                                                         "resource: Internal error occurred: etcd"}) is False
+    api_error = "Error: UPGRADE FAILED: could not get information about the resource: Internal error occurred: etcd"
+    assert okemesh.helm_busy({"failed": True, "stderr": api_error}) is False
     assert okemesh.helm_busy({"failed": True, "msg": "Error: INSTALLATION FAILED: cannot re-use a name that is still in use"}) is False
     assert okemesh.helm_busy({"changed": True, "status": {"status": "deployed"}}) is False
     assert okemesh.helm_busy({"skipped": True}) is False
@@ -98,7 +98,7 @@ def test_api_failed_definitions_picks_the_objects_whose_apply_failed_in_order():
         {"changed": False, "result": {}, "error": {"msg": "Failed to apply object: 422 Invalid", "reason": "Unprocessable Entity"}},
     ]}}
     assert okemesh.api_failed_definitions(result, DEFS) == [DEFS[0], DEFS[2]]
-    ok = {"changed": False, "result": {"results": [{"changed": False, "result": {}} for _ in DEFS]}}
+    ok = {"changed": False, "result": {"results": [{"changed": False, "result": {}} for definition in DEFS]}}
     assert okemesh.api_failed_definitions(ok, DEFS) == []
 
 
