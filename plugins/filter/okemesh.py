@@ -12,6 +12,8 @@ from ansible.utils.display import Display
 
 from ansible_collections.okemesh.istio.plugins.module_utils._support import (
     SUPPORT,
+    failed_definitions,
+    is_helm_busy,
     is_transient,
     kubernetes_range,
 )
@@ -47,6 +49,16 @@ def api_transient(result):
     return is_transient(result)
 
 
+def helm_busy(result):
+    """True when a helm result failed because the release has an operation pending (pending-*)."""
+    return is_helm_busy(result)
+
+
+def api_failed_definitions(result, definitions):
+    """The definitions a kubernetes.core.k8s task with continue_on_error could not apply, in order."""
+    return failed_definitions(result, definitions)
+
+
 def deprecated_names(renames, defined):
     """Emit a deprecation warning for each old variable name in ``defined``; return 'old -> new' lines.
 
@@ -74,5 +86,7 @@ class FilterModule(object):
             "support": support,
             "kubernetes_supported": kubernetes_supported,
             "api_transient": api_transient,
+            "api_failed_definitions": api_failed_definitions,
+            "helm_busy": helm_busy,
             "deprecated_names": deprecated_names,
         }

@@ -38,6 +38,11 @@ OKE_CREDENTIALS = ["exec", "token"]
 # seconds between two tries (okemesh_api_retry_delay).
 DEFAULT_API_RETRIES = 10
 DEFAULT_API_RETRY_DELAY = 2
+# Rounds in which a Helm release is deployed again after transient API errors used up a round's
+# tries (okemesh_helm_retries; each round tries okemesh_api_retries + 1 times): one helm install or
+# upgrade is dozens of API requests, and helm (client-go) does not retry a 5xx answer without
+# Retry-After, so a release needs more tries than one API call.
+DEFAULT_HELM_RETRIES = 30
 
 SUPPORT = {
     "istio_kubernetes": ISTIO_KUBERNETES,
@@ -47,6 +52,7 @@ SUPPORT = {
     "oke_credentials": OKE_CREDENTIALS,
     "default_api_retries": DEFAULT_API_RETRIES,
     "default_api_retry_delay": DEFAULT_API_RETRY_DELAY,
+    "default_helm_retries": DEFAULT_HELM_RETRIES,
 }
 
 _MINOR = re.compile(r"^v?(\d+)\.(\d+)")
@@ -114,3 +120,33 @@ def is_transient(result):
     if m:
         return int(m.group(1) or m.group(2)) in TRANSIENT_STATUS
     return bool(_TRANSIENT_TEXT.search(text))
+
+
+# helm refuses to act on a release whose last revision is pending-install, pending-upgrade or
+# pending-rollback: another helm operation is running, or one was interrupted.
+_HELM_BUSY = re.compile(r"another operation \(install/upgrade/rollback\) is in progress")
+
+
+def is_helm_busy(result):
+    """True when a registered helm result failed because the release has an operation pending."""
+    if not isinstance(result, dict):
+        return False
+    text = "\n".join(str(result.get(key) or "") for key in ("msg", "stderr"))
+    return bool(_HELM_BUSY.search(text))
+
+
+def failed_definitions(result, definitions):
+    """The definitions whose apply failed in a kubernetes.core.k8s result with continue_on_error.
+
+    kubernetes.core.k8s returns one result per definition, in order (``result.results``), or the
+    single result itself for one definition; a failed one carries ``error``. Returns the matching
+    definitions, in order; [] for a skipped or failed task (no per-definition results).
+    """
+    if not isinstance(result, dict) or not isinstance(definitions, list):
+        return []
+    if "error" in result and len(definitions) == 1:
+        return list(definitions)
+    results = (result.get("result") or {}).get("results") if isinstance(result.get("result"), dict) else None
+    if not isinstance(results, list) or len(results) != len(definitions):
+        return []
+    return [d for d, r in zip(definitions, results) if isinstance(r, dict) and "error" in r]

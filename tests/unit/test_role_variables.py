@@ -226,16 +226,30 @@ def test_molecule_scenarios_share_one_verify_playbook():
 
 
 @pytest.mark.parametrize("role", ["istio", "gateway"])
-def test_helm_installs_are_deployed_again_when_an_api_error_left_them_failed(role):
-    # kubernetes.core.helm takes a failed release with unchanged chart and values for up to date
-    for fname, tasks in _tasks(role).items():
-        tasks = list(_walk(tasks))
-        for i, task in enumerate(tasks):
+def test_helm_retries_default_from_the_collection_wide_variable(role):
+    defaults, options = _defaults(role), _spec_options(role)
+    assert "okemesh_helm_retries" in str(defaults[f"{role}_helm_retries"])
+    assert "default_helm_retries" in str(defaults[f"{role}_helm_retries"])
+    assert options[f"{role}_helm_retries"]["type"] == "int"
+
+
+@pytest.mark.parametrize("role", ["istio", "gateway"])
+def test_helm_installs_go_through_the_rounds_that_recover_an_interrupted_release(role):
+    # every helm install/upgrade of the role is the one in helm_release.yml, which is deployed
+    # again (forced when "failed": kubernetes.core.helm takes a failed release with unchanged
+    # chart and values for up to date) in bounded rounds while the release is not deployed
+    tasks = _tasks(role)
+    for fname, body in tasks.items():
+        for task in _walk(body):
             helm = task.get("kubernetes.core.helm")
-            if not helm or helm.get("state") == "absent" or helm.get("force"):
-                continue
-            again = tasks[i + 1]
-            assert again["kubernetes.core.helm"]["force"] is True, f"{fname}: {task['name']}"
-            assert {k: v for k, v in again["kubernetes.core.helm"].items() if k != "force"} == helm
-            assert f"({task['register']}.status.status | default('deployed')) != 'deployed'" in again["when"]
-            assert "== 'deployed'" in again["until"]
+            if helm and helm.get("state") != "absent":
+                assert fname == "helm_release.yml", f"{fname}: {task['name']} installs outside helm_release.yml"
+    rounds = list(_walk(tasks["helm_release.yml"]))
+    install = next(t for t in rounds if "kubernetes.core.helm" in t)
+    assert "== 'failed'" in install["kubernetes.core.helm"]["force"]
+    again = next(t for t in rounds if "ansible.builtin.set_fact" in t and f"__{role}_helm_again" in t["ansible.builtin.set_fact"])
+    condition = again["ansible.builtin.set_fact"][f"__{role}_helm_again"]
+    assert "!= 'deployed'" in condition and f"< ({role}_helm_retries | int)" in condition
+    assert any((t.get("ansible.builtin.include_tasks") or {}).get("file") == "helm_release.yml" for t in rounds)
+    recover = next(t for t in rounds if "ansible.builtin.command" in t)
+    assert f"__{role}_helm_round | int > 0" in recover["when"], "a release pending before the play is never touched"
