@@ -235,21 +235,31 @@ def test_helm_retries_default_from_the_collection_wide_variable(role):
 
 @pytest.mark.parametrize("role", ["istio", "gateway"])
 def test_helm_installs_go_through_the_rounds_that_recover_an_interrupted_release(role):
-    # every helm install/upgrade of the role is the one in helm_release.yml, which is deployed
-    # again (forced when "failed": kubernetes.core.helm takes a failed release with unchanged
-    # chart and values for up to date) in bounded rounds while the release is not deployed
+    # every helm install/upgrade of the role is the one in the istio role's helm_release.yml (the gateway
+    # role includes it with its own values), which is deployed again (forced when "failed":
+    # kubernetes.core.helm takes a failed release with unchanged chart and values for up to date) in
+    # bounded rounds while the release is not deployed
     tasks = _tasks(role)
     for fname, body in tasks.items():
         for task in _walk(body):
             helm = task.get("kubernetes.core.helm")
             if helm and helm.get("state") != "absent":
-                assert fname == "helm_release.yml", f"{fname}: {task['name']} installs outside helm_release.yml"
+                assert (role, fname) == ("istio", "helm_release.yml"), f"{fname}: {task['name']} installs outside helm_release.yml"
+    if role == "gateway":
+        includes = [t for body in tasks.values() for t in _walk(body) if "ansible.builtin.include_role" in t]
+        shared = [t for t in includes if t["ansible.builtin.include_role"].get("tasks_from") == "helm_release.yml"]
+        assert [t["ansible.builtin.include_role"]["name"] for t in shared] == ["okemesh.istio.istio"]
+        assert not (ROOT / "roles" / "gateway" / "tasks" / "helm_release.yml").exists(), "one copy of the rounds"
+        block = next(t for body in tasks.values() for t in _walk(body) if "block" in t and "__istio_helm" in (t.get("vars") or {}))
+        assert block["vars"]["istio_helm_retries"] == "{{ gateway_helm_retries }}"
+        assert block["vars"]["istio_api_retries"] == "{{ gateway_api_retries }}"
+        return
     rounds = list(_walk(tasks["helm_release.yml"]))
     install = next(t for t in rounds if "kubernetes.core.helm" in t)
     assert "== 'failed'" in install["kubernetes.core.helm"]["force"]
-    again = next(t for t in rounds if "ansible.builtin.set_fact" in t and f"__{role}_helm_again" in t["ansible.builtin.set_fact"])
-    condition = again["ansible.builtin.set_fact"][f"__{role}_helm_again"]
-    assert "!= 'deployed'" in condition and f"< ({role}_helm_retries | int)" in condition
+    again = next(t for t in rounds if "ansible.builtin.set_fact" in t and "__istio_helm_again" in t["ansible.builtin.set_fact"])
+    condition = again["ansible.builtin.set_fact"]["__istio_helm_again"]
+    assert "!= 'deployed'" in condition and "< (istio_helm_retries | int)" in condition
     assert any((t.get("ansible.builtin.include_tasks") or {}).get("file") == "helm_release.yml" for t in rounds)
     recover = next(t for t in rounds if "ansible.builtin.command" in t)
-    assert f"__{role}_helm_round | int > 0" in recover["when"], "a release pending before the play is never touched"
+    assert "__istio_helm_round | int > 0" in recover["when"], "a release pending before the play is never touched"
