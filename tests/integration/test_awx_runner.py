@@ -141,7 +141,7 @@ def assert_no_token_in_artifacts(pdd: Path, ident: str, token: str) -> None:
     nowhere else."""
     artifacts = pdd / "artifacts"
     hits = files_with(artifacts / ident, token)
-    assert hits in ([], ["command"]), hits
+    assert hits in ([], ["command"]), str(hits)
     command = artifacts / ident / "command"
     assert stat.S_IMODE(command.stat().st_mode) == 0o600
     record = json.loads(command.read_text())
@@ -168,7 +168,7 @@ def test_site_through_ansible_runner_with_bearer_token_credential(kubesim, tmp_p
     status, ns = kubesim.request("GET", "/api/v1/namespaces/bookinfo")
     assert status == 200 and ns["metadata"]["labels"]["istio-injection"] == "enabled"
     status, svc = kubesim.request("GET", "/api/v1/namespaces/istio-ingress/services/istio-ingress")
-    assert status == 200, svc
+    assert status == 200, str(svc)
     ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
     status, istiod = kubesim.request("GET", "/apis/apps/v1/namespaces/istio-system/deployments/istiod")
     assert status == 200 and istiod["metadata"]["name"] == "istiod"
@@ -184,7 +184,7 @@ def test_site_through_ansible_runner_with_bearer_token_credential(kubesim, tmp_p
     assert not (home / ".kube" / "config").exists()  # (kubectl keeps only its discovery cache there)
     assert files_with(home, kubesim.token) == [] and files_with(tmp, kubesim.token) == []
     written = task_results(first, "K8s auth | write the temporary kubeconfig from K8S_AUTH_*")
-    assert written and written[0].get("censored"), written
+    assert written and written[0].get("censored"), str(written)
     # helm's release records are in the cluster: the helm binary reached it
     status, secrets = kubesim.request("GET", "/api/v1/namespaces/istio-system/secrets?labelSelector=owner%3Dhelm")
     assert status == 200 and {s["metadata"]["labels"]["name"] for s in secrets["items"]} >= {"istio-base", "istiod"}
@@ -285,7 +285,7 @@ def test_bad_input_fails_in_preflight_naming_the_variable_before_any_change(kube
         assert name in stdout, stdout[-3000:]
     assert "Nothing was changed" in stdout
     failed = [e["event_data"]["task"] for e in result.events if e.get("event") == "runner_on_failed"]
-    assert len(failed) == len(hosts) and failed[0].startswith(("K8s auth |", "Play arguments |", "OCI credential |")), failed
+    assert len(failed) == len(hosts) and failed[0].startswith(("K8s auth |", "Play arguments |", "OCI credential |")), str(failed)
     assert result.stats["changed"] == {}, result.stats
     assert list((tmp_path / "tmp").glob("okemesh-k8s-auth.*")) == []
     status, namespaces = kubesim.request("GET", "/api/v1/namespaces")

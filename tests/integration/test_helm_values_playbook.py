@@ -81,13 +81,13 @@ def test_playbook_check_then_apply_then_idempotent(tmp_path):
     base = {"args": ["-e", f"@{extra}"]}
 
     checked = ansible_playbook(tmp_path, playbook, check=True, diff=True, **base)
-    assert checked.rc == 0, checked
+    assert checked.rc == 0, str(checked)
     assert checked.changed() == 2
     assert values.read_text() == CLASSIC and not override.exists()
     assert "+  enabled: true" in checked.stdout and "-  enabled: false" in checked.stdout
 
     applied = ansible_playbook(tmp_path, playbook, **base)
-    assert applied.rc == 0, applied
+    assert applied.rc == 0, str(applied)
     assert applied.changed() == 2
     lines = CLASSIC.split("\n")
     for section in ("grafana:", "servicegraph:", "tracing:"):
@@ -101,7 +101,7 @@ def test_playbook_check_then_apply_then_idempotent(tmp_path):
 
     before = (sha(values), sha(override))
     again = ansible_playbook(tmp_path, playbook, **base)
-    assert again.rc == 0, again
+    assert again.rc == 0, str(again)
     assert again.changed() == 0
     assert (sha(values), sha(override)) == before
 
@@ -134,7 +134,7 @@ def test_ten_hosts_with_forks_10_all_land(tmp_path):
     run = {"inventory": inventory, "extra_vars": {"values_path": str(values)}, "args": ["-f", "10"]}
 
     first = ansible_playbook(tmp_path, playbook, **run)
-    assert first.rc == 0, first
+    assert first.rc == 0, str(first)
     assert {host: first.changed(host) for host in hosts} == dict.fromkeys(hosts, 1)
     text = values.read_text()
     assert text.startswith(CLASSIC)  # the file's own lines untouched, the new keys appended
@@ -143,6 +143,6 @@ def test_ten_hosts_with_forks_10_all_land(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["values.yaml", "inventory.ini", "concurrent.yml", "ansible-tmp"])
 
     again = ansible_playbook(tmp_path, playbook, **run)
-    assert again.rc == 0, again
+    assert again.rc == 0, str(again)
     assert {host: again.changed(host) for host in hosts} == dict.fromkeys(hosts, 0)
     assert values.read_text() == text

@@ -23,7 +23,7 @@ def run_main(capsys, args: dict) -> dict:
 def seed(sim):
     def post(path, body):
         status, resp = sim.request("POST", path, body)
-        assert status == 201, resp
+        assert status == 201, str(resp)
 
     post("/api/v1/namespaces", {"metadata": {"name": "bookinfo", "labels": {"istio-injection": "enabled"}}})
     post("/api/v1/namespaces/bookinfo/pods", {  # no injector yet: created without a proxy

@@ -39,7 +39,7 @@ def namespace(sim, name, **labels):
 def label_namespace(sim, name, **labels):
     status, resp = sim.request("PATCH", f"/api/v1/namespaces/{name}", {"metadata": {"labels": labels}},
                                content_type="application/merge-patch+json")
-    assert status == 200, resp
+    assert status == 200, str(resp)
 
 
 def deployment(sim, ns, name, replicas=2, labels=None, image="registry.example.com/app:1.0"):
@@ -114,7 +114,7 @@ def mesh(kubesim):
 
 def test_injected_and_stale_pods_are_told_apart(playbook, mesh, tmp_path):
     run, result = check(playbook, mesh, tmp_path, fail_on="never")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert result["changed"] is False and result["failed"] is False
     s = result["summary"]
     assert s["namespaces"] == 1 and s["pods"] == 5
@@ -139,7 +139,7 @@ def test_injected_and_stale_pods_are_told_apart(playbook, mesh, tmp_path):
 
 def test_fail_on_levels(playbook, mesh, tmp_path):
     run, _result = check(playbook, mesh, tmp_path, fail_on="error")
-    assert run.rc != 0 and run.failed() == 1, run
+    assert run.rc != 0 and run.failed() == 1, str(run)
     assert "injection check failed (fail_on=error): 1 error(s), 0 warning(s)" in run.stdout
     run, result = check(playbook, mesh, tmp_path, fail_on="error", ignore_errors=True)
     assert result["failed"] is True and result["summary"]["errors"] == 1
@@ -149,7 +149,7 @@ def test_fail_on_levels(playbook, mesh, tmp_path):
     api(mesh, "DELETE", "/apis/apps/v1/namespaces/bookinfo/deployments/early")
     wait_for(all_ready(mesh, "bookinfo", 3), what="early gone")
     run, result = check(playbook, mesh, tmp_path, namespaces=["bookinfo", "plain"], fail_on="error")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert [f["code"] for f in result["findings"]] == ["IST0102"]
     run, result = check(playbook, mesh, tmp_path, namespaces=["bookinfo", "plain"], fail_on="warning", ignore_errors=True)
     assert result["failed"] is True and "1 warning(s)" in result["msg"]
@@ -162,11 +162,11 @@ def test_restart_then_wait_returns_as_soon_as_converged(playbook, mesh, tmp_path
         "PATCH", "/apis/apps/v1/namespaces/bookinfo/deployments/early",
         {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T12:00:00Z"}}}}},
         content_type="application/strategic-merge-patch+json")
-    assert status == 200, resp
+    assert status == 200, str(resp)
     start = time.monotonic()
     run, result = check(playbook, mesh, tmp_path, wait=60, fail_on="error")
     took = time.monotonic() - start
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert result["converged"] is True and result["findings"] == []
     assert result["summary"]["by_status"] == {"injected": 5}
     assert result["stats"]["watch_events"] > 0 and result["stats"]["evaluations"] > 1
@@ -182,7 +182,7 @@ def test_wait_gives_up_at_the_deadline_and_reports(playbook, kubesim, tmp_path):
     # an application that never gets ready is a warning: fail_on=error does not fail, but wait
     # still waits for it (not converged) until the deadline
     run, result = check(playbook, kubesim, tmp_path, wait=3, fail_on="error")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert result["failed"] is False and result["converged"] is False
     assert 2.5 <= result["elapsed"] < 10
     assert [f["code"] for f in result["findings"]] == ["OKM0021"]
@@ -197,7 +197,7 @@ def test_broken_control_plane(playbook, kubesim, tmp_path):
     namespace(kubesim, "bookinfo", **{"istio-injection": "enabled"})
     control_plane(kubesim, ca_bundle=False, istiod_replicas=0)
     run, result = check(playbook, kubesim, tmp_path, fail_on="never")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     codes = sorted(f["code"] for f in result["findings"])
     assert codes == ["OKM0002", "OKM0004", "OKM0006"]
     lines = result["report_lines"]
@@ -218,7 +218,7 @@ def test_no_injector_means_missing_proxy_not_restart(playbook, kubesim, tmp_path
 def test_check_mode_reads_only(playbook, mesh, tmp_path):
     before = {p["metadata"]["name"]: p["metadata"]["resourceVersion"] for p in pods(mesh, "bookinfo")}
     run, result = check(playbook, mesh, tmp_path, fail_on="never", check_mode=True)
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert result["changed"] is False and result["summary"]["pods"] == 5
     assert run.changed() == 1  # only the test's own "save the result" task
     after = {p["metadata"]["name"]: p["metadata"]["resourceVersion"] for p in pods(mesh, "bookinfo")}
@@ -243,7 +243,7 @@ def test_ambient_and_opt_outs(playbook, kubesim, tmp_path):
     wait_for(all_ready(kubesim, "amb", 2), what="ambient pods")
     wait_for(all_ready(kubesim, "side", 2), what="side pods")
     run, result = check(playbook, kubesim, tmp_path, fail_on="warning")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     by_ns = result["summary"]["by_namespace"]
     assert by_ns["amb"]["mode"] == "ambient" and by_ns["amb"]["by_status"] == {"ambient": 2}
     assert by_ns["side"]["by_status"] == {"injected": 1, "excluded": 1}
@@ -258,7 +258,7 @@ def test_wait_watches_the_control_plane_until_it_is_ready(playbook, kubesim, tmp
     def scale_up():
         status, resp = kubesim.request("PATCH", "/apis/apps/v1/namespaces/istio-system/deployments/istiod",
                                        {"spec": {"replicas": 1}}, content_type="application/merge-patch+json")
-        assert status == 200, resp
+        assert status == 200, str(resp)
 
     timer = threading.Timer(6.0, scale_up)  # after ansible-playbook has started the module
     timer.start()
@@ -266,7 +266,7 @@ def test_wait_watches_the_control_plane_until_it_is_ready(playbook, kubesim, tmp
         run, result = check(playbook, kubesim, tmp_path, wait=90, fail_on="error")
     finally:
         timer.cancel()
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert result["converged"] is True and result["findings"] == []
     assert result["control_plane"]["istiod"][0]["ready_replicas"] == 1
     assert result["stats"]["evaluations"] > 1 and result["stats"]["watch_events"] > 0
@@ -280,9 +280,9 @@ def test_wait_survives_dropped_watches(playbook, mesh, tmp_path):
         "PATCH", "/apis/apps/v1/namespaces/bookinfo/deployments/early",
         {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-26T12:30:00Z"}}}}},
         content_type="application/strategic-merge-patch+json")
-    assert status == 200, resp
+    assert status == 200, str(resp)
     run, result = check(playbook, mesh, tmp_path, wait=60, fail_on="error")
-    assert run.rc == 0, run
+    assert run.rc == 0, str(run)
     assert result["converged"] is True and result["summary"]["by_status"] == {"injected": 5}
     assert result["stats"]["watch_restarts"] >= 1 and result["stats"]["watch_events"] > 0, result["stats"]
     assert result["elapsed"] < 45

@@ -65,7 +65,7 @@ def test_deprecated_names_still_work_and_warn(playbook, tmp_path, new_too):
     assert resolved["kubectl"] == ["/old/bookinfo-kubectl", "/new/kubectl" if new_too else "/old/gateway-kubectl"]
     for old, new in (("gateway_version", "gateway_istio_version"), ("gateway_kubectl", "gateway_kubectl_binary"),
                      ("bookinfo_kubectl", "bookinfo_kubectl_binary")):
-        assert re.search(rf"\[DEPRECATION WARNING\]: The variable {old} is deprecated; set {new} instead", output), output
+        assert re.search(rf"\[DEPRECATION WARNING\]: The variable {old} is deprecated; set {new} instead", output), str(output)
     assert "collection 'okemesh.istio' version 0.3.0" in output
 
 

@@ -119,8 +119,8 @@ def test_a_release_left_failed_by_an_api_error_is_deployed_again(kubesim, playbo
     finally:
         kubesim.settings(fault_error_rate=0.0, fault_paths="")
     assert broken.rc != 0
-    assert "The Helm release istio-system/istio-base is not deployed after 1 rounds" in broken.stdout, broken
-    assert istio_base_releases(kubesim) == ["failed"], broken
+    assert "The Helm release istio-system/istio-base is not deployed after 1 rounds" in broken.stdout, str(broken)
+    assert istio_base_releases(kubesim) == ["failed"], str(broken)
     # The next run: kubernetes.core.helm takes the failed release (same chart and values) for up to
     # date; the role's next round upgrades it, forced, and the CRDs are there. The release was failed
     # before this run touched it: it is upgraded, never uninstalled (revision 1 stays in the history).

@@ -41,7 +41,7 @@ def get(sim, path: str) -> tuple[int, dict]:
 
 def lb_ip(sim) -> str:
     status, svc = get(sim, "/api/v1/namespaces/istio-ingress/services/istio-ingress")
-    assert status == 200, svc
+    assert status == 200, str(svc)
     return svc["status"]["loadBalancer"]["ingress"][0]["ip"]
 
 
@@ -51,7 +51,7 @@ def raw(sim, path: str) -> dict:
 
 def promql(sim, query: str) -> list[dict]:
     answer = raw(sim, PROXY.format("prometheus:9090") + "/api/v1/query?" + urllib.parse.urlencode({"query": query}))
-    assert answer["status"] == "success", answer
+    assert answer["status"] == "success", str(answer)
     return answer["data"]["result"]
 
 
@@ -66,21 +66,21 @@ def assert_telemetry_flows(sim) -> None:
     edges = promql(sim, 'sum by (source_workload, destination_service_name, request_protocol, connection_security_policy) '
                         '(istio_requests_total{reporter="source",source_workload_namespace=~"bookinfo|istio-ingress"})')
     seen = {(e["metric"]["source_workload"], e["metric"]["destination_service_name"]) for e in edges}
-    assert {("productpage-v1", "details"), ("productpage-v1", "reviews")} <= seen, seen
-    assert ("reviews-v1", "ratings") not in seen and {("reviews-v2", "ratings"), ("reviews-v3", "ratings")} & seen, seen
+    assert {("productpage-v1", "details"), ("productpage-v1", "reviews")} <= seen, str(seen)
+    assert ("reviews-v1", "ratings") not in seen and {("reviews-v2", "ratings"), ("reviews-v3", "ratings")} & seen, str(seen)
     assert {e["metric"]["request_protocol"] for e in edges} == {"http"}
     targets = raw(sim, PROXY.format("prometheus:9090") + "/api/v1/targets?state=active")["data"]["activeTargets"]
     sidecars = [t for t in targets if "/stats/prometheus" in t["scrapeUrl"] and t["labels"].get("namespace") == "bookinfo"]
-    assert len(sidecars) == 6 and {t["health"] for t in sidecars} == {"up"}, targets
+    assert len(sidecars) == 6 and {t["health"] for t in sidecars} == {"up"}, str(targets)
     istiod = [t for t in targets if t["labels"].get("app") == "istiod"]
-    assert istiod and {t["health"] for t in istiod} == {"up"}, targets
+    assert istiod and {t["health"] for t in istiod} == {"up"}, str(targets)
 
     # Grafana's dashboards come from the ConfigMaps the addons role applied; Jaeger has productpage's traces
     titles = {h["title"] for h in raw(sim, PROXY.format("grafana:3000") + "/api/search?query=Istio&type=dash-db")}
     assert {"Istio Mesh Dashboard", "Istio Service Dashboard", "Istio Workload Dashboard", "Istio Control Plane Dashboard",
             "Istio Performance Dashboard"} <= titles
     services = raw(sim, PROXY.format("tracing:80") + "/jaeger/api/services")["data"]
-    assert "productpage.bookinfo" in services, services
+    assert "productpage.bookinfo" in services, str(services)
     traces = raw(sim, PROXY.format("tracing:80") + "/jaeger/api/traces?service=productpage.bookinfo&limit=5")["data"]
     assert traces and {p["serviceName"] for t in traces for p in t["processes"].values()} >= {"productpage.bookinfo", "details.bookinfo"}
     assert raw(sim, PROXY.format("kiali:20001") + "/kiali/api/status")["status"]["Kiali state"] == "running"
@@ -146,7 +146,7 @@ def check_three_clusters(playbook, sims: list, env: dict[str, str], tmp_path: Pa
     # gateway before bookinfo before add-ons before the control plane
     order = [m.group(1) for m in re.finditer(r"TASK \[okemesh\.istio\.(gateway|bookinfo|addons|istio) :", removed.stdout)]
     firsts = [r for i, r in enumerate(order) if r not in order[:i]]
-    assert firsts == ["gateway", "bookinfo", "addons", "istio"], firsts
+    assert firsts == ["gateway", "bookinfo", "addons", "istio"], str(firsts)
     # --limit is honoured: the other clusters keep their mesh
     for other in sims[1:]:
         assert get(other, "/apis/apps/v1/namespaces/istio-system/deployments/istiod")[0] == 200

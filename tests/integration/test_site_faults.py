@@ -39,7 +39,7 @@ def test_site_converges_through_api_faults(profile, kubesim, playbook, tmp_path)
     faulty = playbook(REPO / "site.yml", inventory=REPO / "inventories/sim/hosts.yml", env=env)
     elapsed = time.monotonic() - started
     status, stats = kubesim.request("GET", "/kubesim/v1/stats")
-    assert status == 200, stats
+    assert status == 200, str(stats)
     retried = len(re.findall(r"^FAILED - RETRYING", faulty.stdout, re.M))
     # a helm release deployed again after its round's tries were used up (or it was left pending)
     rounds = len(re.findall(r"Helm release state after an interrupted helm run - .* round \d+\] \*+\nok:", faulty.stdout))
@@ -47,12 +47,12 @@ def test_site_converges_through_api_faults(profile, kubesim, playbook, tmp_path)
     print(f"\nfault profile {profile}: {elapsed:.1f} s, {stats['faults_injected']} faults injected "
           f"({stats['faults_429']} x 429, {stats['faults_5xx']} x 5xx) in {stats['resource_requests']} resource requests, "
           f"{retried} task retries, {rounds} extra helm rounds")
-    assert faulty.rc == 0 and faulty.failed("sim-1") == 0, faulty
+    assert faulty.rc == 0 and faulty.failed("sim-1") == 0, str(faulty)
     if PROFILES[profile].get("fault_error_rate"):
         assert stats["faults_injected"] > 0, "the profile injected no fault: the test proves nothing"
     kubesim.settings(**CLEAN)
     clean = playbook(REPO / "site.yml", inventory=REPO / "inventories/sim/hosts.yml", env=env, args=["--tags", "istio,bookinfo"])
-    assert clean.rc == 0 and clean.changed("sim-1") == 0, clean
+    assert clean.rc == 0 and clean.changed("sim-1") == 0, str(clean)
     # the cluster holds what site.yml promises: bookinfo answers through the gateway
     status, svc = kubesim.request("GET", "/api/v1/namespaces/istio-ingress/services/istio-ingress")
-    assert status == 200 and svc["status"]["loadBalancer"]["ingress"][0]["ip"], svc
+    assert status == 200 and svc["status"]["loadBalancer"]["ingress"][0]["ip"], str(svc)
