@@ -106,6 +106,7 @@ def test_taints_steer_scheduling_and_noexecute_evicts(kubesim):
     late = wait_for(lambda: next((p for p in pods(kubesim, "taint", "app=late")
                                   if (p["status"].get("conditions") or [{}])[0].get("reason") == "Unschedulable"), None), what="unschedulable")
     assert not late["spec"].get("nodeName")
-    core.patch_node(node, {"spec": {"taints": None}})
+    core.patch_node(node, {"spec": {"taints": []}})      # what k8s_taint sends when it removes the last taint
+    assert "taints" not in get_json(kubesim, "node", node)["spec"]   # NodeSpec.taints is omitempty
     wait_for(lambda: [p for p in pods(kubesim, "taint", "app=late") if p["status"].get("phase") == "Running"] or None,
              what="scheduled once the taint is gone")
