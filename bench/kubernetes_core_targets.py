@@ -26,6 +26,13 @@ enforcement. Excluded, and why:
 k8s_apply's last block pip-installs old kubernetes client releases into virtualenvs: it needs
 `virtualenv` on PATH and those wheels in `--wheelhouse DIR` (pip runs with --no-index).
 
+Known harness limit: each target runs with HOME set to its work directory, but Ansible expands a
+`~` in a `copy` destination through the user's passwd entry (`~<user>`), not HOME. k8s_info's
+api-server-caching part deletes ~/.kube/config (HOME) and restores it with `copy` (passwd home),
+so the restore lands in the real user's ~/.kube/config and the target's later tasks find no
+kubeconfig: k8s_info fails there for that reason, not because of kubesim (and it overwrites the
+real ~/.kube/config). Run it as a user whose home is a scratch directory to measure it.
+
 Not part of `make test`: it takes tens of minutes.
 """
 
