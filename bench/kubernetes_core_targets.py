@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python bench/kubernetes_core_targets.py /path/to/kubernetes.core-source \
-        [--targets k8s_diff,k8s_info] [--timeout 600] [--kubesim-src DIR] [--wheelhouse DIR] [--logs DIR]
+        [--targets k8s_diff,k8s_info] [--timeout 1200] [--kubesim-src DIR] [--wheelhouse DIR] [--logs DIR]
 
 The argument is an unpacked kubernetes.core source tree (e.g. `git archive 6.2.0` of
 ansible-collections/kubernetes.core); this script never downloads anything. Each target gets a
@@ -25,6 +25,13 @@ enforcement. Excluded, and why:
     helm*, lookup_kustomize       other tools (helm binary versions, kustomize), not k8s_*
 k8s_apply's last block pip-installs old kubernetes client releases into virtualenvs: it needs
 `virtualenv` on PATH and those wheels in `--wheelhouse DIR` (pip runs with --no-index).
+
+Known harness limit: each target runs with HOME set to its work directory, but Ansible expands a
+`~` in a `copy` destination through the user's passwd entry (`~<user>`), not HOME. k8s_info's
+api-server-caching part deletes ~/.kube/config (HOME) and restores it with `copy` (passwd home),
+so the restore lands in the real user's ~/.kube/config and the target's later tasks find no
+kubeconfig: k8s_info fails there for that reason, not because of kubesim (and it overwrites the
+real ~/.kube/config). Run it as a user whose home is a scratch directory to measure it.
 
 Not part of `make test`: it takes tens of minutes.
 """
@@ -107,7 +114,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("source", help="unpacked kubernetes.core source tree (never downloaded by this script)")
     ap.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="comma-separated target names")
-    ap.add_argument("--timeout", type=int, default=600, help="seconds per target (default 600)")
+    # k8s_info alone waits twice for its k8s_wait_timeout (400 s) for pods that never appear, by design
+    ap.add_argument("--timeout", type=int, default=1200, help="seconds per target (default 1200: k8s_info takes about 15 minutes)")
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="the venv python (ansible, kubesim)")
     ap.add_argument("--kubesim-src", default=None, help="directory put first on PYTHONPATH to run another kubesim")
     ap.add_argument("--wheelhouse", default=None, help="local wheels for the targets' pip steps (pip runs with --no-index)")

@@ -186,7 +186,9 @@ def test_service_proxy_forms_and_status_codes(kubesim):
     assert st["message"].startswith("error trying to reach service: dial tcp 10.") and st["message"].endswith(":8080: connect: connection refused")
     # no ready endpoint: 503 no endpoints available
     kubectl(ks, "-n", ISTIO, "scale", "deployment/grafana", "--replicas=0")
-    code, st = wait_for(lambda: (r := status(f"{base}/grafana:3000/proxy/api/health"))[0] == 503 and r, what="503 after scale to 0")
+    # the pod's process stops on SIGTERM at once; the endpoints controller removes its address a moment later
+    code, st = wait_for(lambda: (r := status(f"{base}/grafana:3000/proxy/api/health"))[0] == 503 and "no endpoints" in r[1]["message"] and r,
+                        what="503 after scale to 0")
     assert st["message"] == 'no endpoints available for service "grafana"'
     # the pod proxy: missing pod 404
     code, st = status(f"/api/v1/namespaces/{ISTIO}/pods/missing:15020/proxy/stats/prometheus")
@@ -298,7 +300,8 @@ def test_real_prometheus_scrapes_sidecars_and_stops_at_zero_replicas(kubesim):
     assert code == 400 and json.loads(body)["errorType"] == "bad_data"
 
     kubectl(ks, "-n", ISTIO, "scale", "deployment/prometheus", "--replicas=0")
-    code, _h, body = wait_for(lambda: (r := proxy(ks, f"{base}/api/v1/query?query=up"))[0] == 503 and r, what="503 once scaled to 0")
+    code, _h, body = wait_for(lambda: (r := proxy(ks, f"{base}/api/v1/query?query=up"))[0] == 503 and b"no endpoints" in r[2] and r,
+                              what="503 once scaled to 0 (the terminating pod's address removed)")
     assert json.loads(body)["message"] == 'no endpoints available for service "prometheus"'
 
 

@@ -64,7 +64,9 @@ def test_deployment_rolls_out_scales_and_rolls_on_template_change(kubesim):
     new = next(r for n, r in rs.items() if n != f"web-{h}")
     assert new["spec"]["replicas"] == 2 and new["status"]["readyReplicas"] == 2
     assert new["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
-    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods(kubesim, "shop", "app=web")} == {new["metadata"]["labels"]["pod-template-hash"]}
+    # the old pods terminate gracefully (Terminating for a moment after the rollout, as on a real cluster)
+    wait_for(lambda: {p["metadata"]["labels"]["pod-template-hash"] for p in pods(kubesim, "shop", "app=web")}
+             == {new["metadata"]["labels"]["pod-template-hash"]}, what="old pods gone")
 
 
 def test_python_client_sees_kubernetes_core_wait_conditions(kubesim):

@@ -99,6 +99,12 @@ def apply_defaults(rt: ResourceType, obj: dict, old: dict | None, alloc: Allocat
     elif key == "pods":
         if old is None:
             pod_defaults(obj)
+    elif key == "nodes":
+        # NodeSpec's lists are `omitempty`: an empty list (all taints removed) is not stored or served
+        spec = obj.get("spec")
+        for field in ("taints", "podCIDRs"):
+            if isinstance(spec, dict) and spec.get(field) == []:
+                del spec[field]
     elif key == CRD_KEY:
         _default_crd(obj)
     return obj

@@ -752,6 +752,8 @@ class Api:
         q = request.query
         if q.get("propagationPolicy"):
             opts["propagationPolicy"] = q["propagationPolicy"]
+        if q.get("gracePeriodSeconds") is not None:
+            opts["gracePeriodSeconds"] = q.get("gracePeriodSeconds")
         if q.get("orphanDependents") is not None:
             opts["orphanDependents"] = _truthy(q.get("orphanDependents"))
         if q.getall("dryRun", []):
@@ -768,10 +770,21 @@ class Api:
             return "Orphan"
         return "Background"
 
+    @staticmethod
+    def _grace(opts: dict) -> int | None:
+        g = opts.get("gracePeriodSeconds")
+        if g is None:
+            return None
+        try:
+            return max(0, int(g))
+        except (TypeError, ValueError):
+            raise ApiError(400, "BadRequest", f'invalid gracePeriodSeconds "{g}": an integer is required') from None
+
     async def delete(self, request: web.Request, rt: ResourceType, version: str, ns: str | None, name: str) -> web.Response:
         opts = await self._delete_options(request)
         dry = "All" in (opts.get("dryRun") or [])
-        obj = self.store.delete(rt.key, ns, name, self._propagation(rt, opts), dry_run=dry, preconditions=opts.get("preconditions"))
+        obj = self.store.delete(rt.key, ns, name, self._propagation(rt, opts), dry_run=dry, preconditions=opts.get("preconditions"),
+                                grace_period=self._grace(opts))
         if obj is None:
             raise not_found(rt.plural, name, rt.group)
         if dry or obj["metadata"].get("deletionTimestamp") and self.store.get_ref(rt.key, ns, name) is not None:
@@ -787,7 +800,7 @@ class Api:
         opts = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
         self._get_obj(rt, ns, name)
         self.store.delete(rt.key, ns, name, self._propagation(rt, opts), dry_run="All" in (opts.get("dryRun") or []),
-                          preconditions=opts.get("preconditions"))
+                          preconditions=opts.get("preconditions"), grace_period=self._grace(opts))
         return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
 
     async def delete_collection(self, request: web.Request, rt: ResourceType, version: str, ns: str | None) -> web.Response:
@@ -800,7 +813,7 @@ class Api:
             if (lmatch is None or lmatch(o["metadata"].get("labels") or {})) and (fmatch is None or fmatch(o)):
                 try:
                     deleted.append(self.store.delete(rt.key, o["metadata"].get("namespace"), o["metadata"]["name"],
-                                                     self._propagation(rt, opts), dry_run=dry))
+                                                     self._propagation(rt, opts), dry_run=dry, grace_period=self._grace(opts)))
                 except ApiError:
                     pass
         return json_response({"kind": rt.list_kind, "apiVersion": rt.api_version(version),

@@ -46,6 +46,7 @@ __all__ = ["ApiError", "Store", "clone", "now_rfc3339"]
 
 HISTORY = 20000            # watch events kept for "watch from resourceVersion"
 NAMESPACE_FINALIZE_DELAY = 0.05
+FOREGROUND = "foregroundDeletion"
 
 
 def clone(o: Any) -> Any:
@@ -360,15 +361,17 @@ class Store:
             return cur                       # no-op write: no new resourceVersion, no event
         if dry_run:
             return new
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") and key != "namespaces":
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") and key != "namespaces" and not (
+                key == "pods" and self._running_grace(new)):
             self._commit(key, ns, name, None, "DELETED", new, events)
+            self._release_owners(new, events)
             self._collect_dependents(new, "Background", events)
             return new
         self._commit(key, ns, name, new, "MODIFIED", cur, events)
         return new
 
     def delete(self, key: str, namespace: str | None, name: str, propagation: str = "Background", *,
-               dry_run: bool = False, preconditions: dict | None = None) -> dict | None:
+               dry_run: bool = False, preconditions: dict | None = None, grace_period: int | None = None) -> dict | None:
         events: list[Event] = []
         finalize_ns = None
         with self.lock:
@@ -388,7 +391,7 @@ class Store:
                 result = self._terminate_namespace(cur, events)
                 finalize_ns = name
             else:
-                result = self._delete(key, cur, propagation or "Background", events)
+                result = self._delete(key, cur, propagation or "Background", events, grace_period)
         self._notify(events)
         if finalize_ns:
             t = threading.Timer(NAMESPACE_FINALIZE_DELAY, self._finalize_namespace, args=(finalize_ns,))
@@ -396,26 +399,95 @@ class Store:
             t.start()
         return clone(result) if result is not None else None
 
-    def _delete(self, key: str, cur: dict, propagation: str, events: list) -> dict:
+    def _delete(self, key: str, cur: dict, propagation: str, events: list, grace_period: int | None = None) -> dict:
         md = cur["metadata"]
         ns = md.get("namespace") or ""
+        if key == "pods" and self._graceful(cur, grace_period):
+            return self._mark_terminating(cur, grace_period, events)
+        if propagation == "Foreground" and not md.get("deletionTimestamp") and self._live_dependents(md.get("uid")):
+            # the API server only marks the owner; the garbage collector deletes the dependents and then
+            # removes the foregroundDeletion finalizer, which lets the owner go
+            new = clone(cur)
+            new["metadata"]["deletionTimestamp"] = now_rfc3339()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new["metadata"]["finalizers"] = list(md.get("finalizers") or []) + [FOREGROUND]
+            self._commit(key, ns, md["name"], new, "MODIFIED", cur, events)
+            self._collect_dependents(new, "Foreground", events)
+            return self.get_ref(key, ns, md["name"]) or new
         if md.get("finalizers"):
             if md.get("deletionTimestamp"):
+                if key == "pods" and grace_period == 0 and md.get("deletionGracePeriodSeconds"):
+                    new = clone(cur)                 # the kubelet is done; the finalizers still hold the pod
+                    new["metadata"]["deletionGracePeriodSeconds"] = 0
+                    self._commit(key, ns, md["name"], new, "MODIFIED", cur, events)
+                    return new
                 return cur
             new = clone(cur)
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
             self._commit(key, ns, md["name"], new, "MODIFIED", cur, events)
             return new
-        if propagation == "Foreground":
-            self._collect_dependents(cur, "Foreground", events)
         if self._entry(key, ns, md["name"]) is not None:
             self._commit(key, ns, md["name"], None, "DELETED", cur, events)
-        if propagation != "Foreground":
-            self._collect_dependents(cur, propagation, events)
+            self._release_owners(cur, events)
+        self._collect_dependents(cur, propagation, events)
         if key == "customresourcedefinitions.apiextensions.k8s.io":
             self._drop_crd_objects(cur, events)
         return cur
+
+    @staticmethod
+    def _graceful(pod: dict, grace_period: int | None) -> bool:
+        """A pod a kubelet runs is deleted gracefully: it is marked and the kubelet removes it once its containers stopped."""
+        spec, md = pod.get("spec") or {}, pod["metadata"]
+        if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return False
+        grace = spec.get("terminationGracePeriodSeconds", 30) if grace_period is None else grace_period
+        if md.get("deletionTimestamp"):
+            # a second delete may only shorten the grace period; 0 (the kubelet's final delete) removes the pod
+            return grace_period is None or grace_period > 0
+        return int(grace or 0) > 0
+
+    @staticmethod
+    def _running_grace(pod: dict) -> bool:
+        """A terminating pod whose kubelet has not yet stopped it (a finalizer removed now does not remove it)."""
+        return (bool((pod.get("spec") or {}).get("nodeName")) and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                and int(pod["metadata"].get("deletionGracePeriodSeconds") or 0) > 0)
+
+    def _mark_terminating(self, cur: dict, grace_period: int | None, events: list) -> dict:
+        md = cur["metadata"]
+        grace = int((cur.get("spec") or {}).get("terminationGracePeriodSeconds", 30) if grace_period is None else grace_period)
+        if md.get("deletionTimestamp") and grace >= int(md.get("deletionGracePeriodSeconds") or 0):
+            return cur
+        new = clone(cur)
+        new["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + grace))
+        new["metadata"]["deletionGracePeriodSeconds"] = grace
+        self._commit("pods", md.get("namespace") or "", md["name"], new, "MODIFIED", cur, events)
+        return new
+
+    def _live_dependents(self, uid: str | None) -> list[tuple[str, str, str]]:
+        return [d for d in sorted(self._dependents.get(uid or "", ())) if self._entry(*d) is not None]
+
+    def _release_owners(self, dep: dict, events: list) -> None:
+        """Garbage collector: an owner waiting in foreground deletion goes once its last dependent is gone."""
+        ns = dep["metadata"].get("namespace") or ""
+        for ref in dep["metadata"].get("ownerReferences") or []:
+            rt = self.registry.by_kind(ref.get("kind", ""), (ref.get("apiVersion") or "").rpartition("/")[0])
+            if rt is None:
+                continue
+            owner_ns = ns if rt.namespaced else ""
+            owner = self.get_ref(rt.key, owner_ns, ref.get("name", ""))
+            if (owner is None or owner["metadata"].get("uid") != ref.get("uid") or FOREGROUND not in (owner["metadata"].get("finalizers") or [])
+                    or self._live_dependents(ref.get("uid"))):
+                continue
+            new = clone(owner)
+            rest = [f for f in new["metadata"]["finalizers"] if f != FOREGROUND]
+            if rest:
+                new["metadata"]["finalizers"] = rest
+                self._commit(rt.key, owner_ns, owner["metadata"]["name"], new, "MODIFIED", owner, events)
+            else:
+                new["metadata"].pop("finalizers", None)
+                self._commit(rt.key, owner_ns, owner["metadata"]["name"], None, "DELETED", new, events)
+                self._release_owners(new, events)
 
     def _collect_dependents(self, owner: dict, propagation: str, events: list) -> None:
         uid = owner["metadata"].get("uid")
@@ -432,7 +504,7 @@ class Store:
                 else:
                     new["metadata"].pop("ownerReferences", None)
                 self._commit(dkey, dns, dname, new, "MODIFIED", dep, events)
-            else:
+            elif not dep["metadata"].get("deletionTimestamp"):
                 self._delete(dkey, dep, propagation, events)
 
     def _owner_alive(self, ref: dict, ns: str) -> bool:

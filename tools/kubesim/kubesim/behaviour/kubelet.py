@@ -29,6 +29,7 @@ from .runtime import (
     PODS,
     STATEFULSETS,
     Runtime,
+    api_code,
     meta,
 )
 
@@ -353,8 +354,51 @@ def kubelet_complete(rt: Runtime, ns: str, name: str, uid: str) -> None:
     rt.kubelet.pop(uid, None)
 
 
+SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
+
+
+def ignores_sigterm(c: dict[str, Any]) -> bool:
+    """Whether the container's PID 1 ignores SIGTERM: `sleep` or a shell script without a `trap` (PID 1 gets no
+    default signal action), so the kubelet kills it only when the grace period ends. An image's own entrypoint
+    (no `command`) is taken to handle SIGTERM and exit at once."""
+    words = [str(w) for w in c.get("command") or []]
+    if not words:
+        return False
+    first = words[0].rsplit("/", 1)[-1]
+    if first == "sleep":
+        return True
+    return first in SHELLS and "trap" not in " ".join(words[1:] + [str(a) for a in c.get("args") or []])
+
+
+def termination_time(rt: Runtime, pod: dict[str, Any]) -> float:
+    """Seconds from the delete to the kubelet's final delete: the grace period when a container ignores SIGTERM."""
+    grace = float(meta(pod).get("deletionGracePeriodSeconds") or 0)
+    spec = pod.get("spec") or {}
+    if any(ignores_sigterm(c) for c in spec.get("containers") or []):
+        return grace
+    return min(grace, max(float(rt.settings.pod_ready_delay), 0.05))
+
+
+def kubelet_kill(rt: Runtime, ns: str, name: str, uid: str, grace: int) -> None:
+    """The kubelet stopped the containers of a terminating pod: it deletes the pod for good (grace period 0)."""
+    pod = rt.cache.get(PODS, ns, name)
+    if pod is None or meta(pod).get("uid") != uid or int(meta(pod).get("deletionGracePeriodSeconds") or 0) != grace:
+        return
+    try:
+        rt.store.delete(PODS, ns, name, grace_period=0, preconditions={"uid": uid})
+    except Exception as exc:   # noqa: BLE001 - gone already, or replaced
+        if api_code(exc) not in (404, 409):
+            raise
+
+
 def _pod_fanout(rt: Runtime, etype: str, pod: dict[str, Any], old: dict[str, Any] | None) -> None:
     md = meta(pod)
+    if etype != "DELETED" and md.get("deletionTimestamp") and (pod.get("spec") or {}).get("nodeName"):
+        grace = int(md.get("deletionGracePeriodSeconds") or 0)
+        if grace > 0 and (old is None or int(meta(old).get("deletionGracePeriodSeconds") or -1) != grace):
+            rt.kubelet.pop(md.get("uid"), None)
+            rt.after(termination_time(rt, pod), kubelet_kill, md.get("namespace"), md.get("name"), md.get("uid"), grace)
+        return
     if etype == "DELETED":
         rt.kubelet.pop(md.get("uid"), None)
         rt.events_sent.discard((md.get("uid"), "Failed"))

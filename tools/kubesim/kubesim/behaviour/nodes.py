@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from .common import (
@@ -12,6 +13,7 @@ from .common import (
 )
 from .runtime import (
     NODES,
+    PODS,
     Runtime,
     meta,
 )
@@ -94,8 +96,28 @@ def pick_node(rt: Runtime, pod_spec: dict[str, Any]) -> str | None:
     return meta(nodes[rt.rr % len(nodes)])["name"]
 
 
+def tolerates(toleration: dict[str, Any], taint: dict[str, Any]) -> bool:
+    """A toleration matches a taint (k8s.io/api/core/v1 Toleration.ToleratesTaint)."""
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("key") and toleration["key"] != taint.get("key"):
+        return False
+    if toleration.get("operator", "Equal") == "Exists":
+        return True
+    return toleration.get("operator", "Equal") == "Equal" and bool(toleration.get("key")) and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+def untolerated(node: dict[str, Any], pod_spec: dict[str, Any], effects: tuple[str, ...]) -> list[dict[str, Any]]:
+    tols = pod_spec.get("tolerations") or []
+    return [t for t in (node.get("spec") or {}).get("taints") or []
+            if t.get("effect") in effects and not any(tolerates(tol, t) for tol in tols)]
+
+
 def node_fits(node: dict[str, Any], pod_spec: dict[str, Any]) -> bool:
-    """nodeSelector and required node affinity (matchExpressions on labels, matchFields on metadata.name)."""
+    """Taints (NoSchedule, NoExecute), nodeSelector and required node affinity (matchExpressions on labels,
+    matchFields on metadata.name)."""
+    if untolerated(node, pod_spec, ("NoSchedule", "NoExecute")):
+        return False
     sel = pod_spec.get("nodeSelector") or {}
     labels = labels_of(node)
     if not all(labels.get(k) == v for k, v in sel.items()):
@@ -122,10 +144,54 @@ def _term_matches(term: dict[str, Any], labels: dict[str, str], fields: dict[str
     return True
 
 
+def taint_eviction(rt: Runtime) -> None:
+    """The taint eviction controller: pods on a node with a NoExecute taint they do not tolerate are deleted
+    (gracefully, as kube-controller-manager does); a toleration with tolerationSeconds delays that."""
+    from .kubelet import emit_event   # noqa: PLC0415 - kubelet imports this module
+    due = rt.taint_due
+    seen = set()
+    for node in rt.cache.list(NODES):
+        taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]
+        if not taints:
+            continue
+        for pod in rt.cache.list(PODS):
+            spec, md = pod.get("spec") or {}, meta(pod)
+            if spec.get("nodeName") != meta(node).get("name") or md.get("deletionTimestamp"):
+                continue
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            tols = spec.get("tolerations") or []
+            evict_in = 0.0 if untolerated(node, spec, ("NoExecute",)) else min(
+                (float(tol["tolerationSeconds"]) for t in taints for tol in tols
+                 if tolerates(tol, t) and tol.get("tolerationSeconds") is not None), default=-1.0)
+            if evict_in < 0:
+                continue
+            uid = md.get("uid", "")
+            seen.add(uid)
+            when = due.setdefault(uid, time.monotonic() + max(0.0, evict_in))
+            if time.monotonic() >= when:
+                emit_event(rt, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Normal", "TaintManagerEviction",
+                     f"Marking for deletion Pod {md.get('namespace')}/{md.get('name')}", component="taint-eviction-controller")
+                rt.delete(PODS, md.get("namespace"), md.get("name"))
+    for uid in [u for u in due if u not in seen]:
+        del due[uid]
+
+
 def periodic(rt: Runtime) -> None:
     if len([n for n in rt.cache.list(NODES) if re.fullmatch(r"kubesim-node-\d+", meta(n).get("name", ""))]) != int(rt.settings.nodes):
         ensure_nodes(rt)
 
 
+def _node_fanout(rt: Runtime, etype: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """The scheduler retries unscheduled pods when a node changes (a taint removed, a node uncordoned)."""
+    if etype == "DELETED" or (old is not None and old.get("spec") == node.get("spec") and labels_of(old) == labels_of(node)):
+        return
+    for pod in rt.cache.list(PODS):
+        if not (pod.get("spec") or {}).get("nodeName") and not meta(pod).get("deletionTimestamp"):
+            rt.mark(PODS, meta(pod).get("namespace"), meta(pod)["name"])
+
+
 def register(rt: Runtime) -> None:
+    rt.fanout[NODES].append(_node_fanout)
     rt.periodic.append(periodic)
+    rt.periodic.append(taint_eviction)

@@ -180,6 +180,7 @@ class Runtime:
         self.events_sent: set[tuple[str | None, str]] = set()
         self.lbs: dict[tuple[str | None, str], Any] = {}   # LoadBalancer Services served: (ns, name) -> state
         self.lb_due: dict[tuple[str | None, str], float] = {}
+        self.taint_due: dict[str, float] = {}               # pod uid -> when the taint eviction controller deletes it
         self.rr = 0                                        # round-robin pod placement
         self.create_failures: dict[tuple[str, str | None, str], tuple[int, str]] = {}   # controller -> (refused creates, last error)
 
