@@ -170,8 +170,9 @@ def taint_eviction(rt: Runtime) -> None:
             seen.add(uid)
             when = due.setdefault(uid, time.monotonic() + max(0.0, evict_in))
             if time.monotonic() >= when:
-                emit_event(rt, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Normal", "TaintManagerEviction",
-                     f"Marking for deletion Pod {md.get('namespace')}/{md.get('name')}", component="taint-eviction-controller")
+                message = f"Marking for deletion Pod {md.get('namespace')}/{md.get('name')}"
+                emit_event(rt, {**pod, "kind": "Pod", "apiVersion": "v1"}, "Normal", "TaintManagerEviction", message,
+                           component="taint-eviction-controller")
                 rt.delete(PODS, md.get("namespace"), md.get("name"))
     for uid in [u for u in due if u not in seen]:
         del due[uid]
