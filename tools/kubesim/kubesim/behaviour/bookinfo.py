@@ -29,7 +29,8 @@ _IMAGE = re.compile(r"examples-bookinfo-(productpage|details|reviews|ratings)-(v
 PASS_HEADERS = ("end-user", "user-agent", "cookie", "x-request-id", "traceparent", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled")
 SIMULATED = {"x-kubesim-simulated": "true"}
 
-PAGE = """<!DOCTYPE html>
+# the top of every simulated productpage (this file's, and the ingress fallback's in ingress.py)
+PAGE_HEAD = """<!DOCTYPE html>
 <html>
 <head>
 <meta charset="utf-8">
@@ -37,7 +38,9 @@ PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>The Comedy of Errors</h1>
-<p>Bookinfo product page, served by the kubesim simulator (no real application runs here).</p>
+"""
+
+PAGE = PAGE_HEAD + """<p>Bookinfo product page, served by the kubesim simulator (no real application runs here).</p>
 <p id="details">details: {details}</p>
 <p id="reviews">reviews: {reviews}</p>
 </body>

@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from . import gateway_api, telemetry
+from .bookinfo import PAGE_HEAD
 from .common import (
     is_ready,
     labels_of,
@@ -23,15 +24,7 @@ from .runtime import (
     meta,
 )
 
-PRODUCTPAGE = """<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<title>Simple Bookstore App</title>
-</head>
-<body>
-<h1>The Comedy of Errors</h1>
-<p>Bookinfo product page, served by the kubesim simulator (no real application runs here):
+PRODUCTPAGE = PAGE_HEAD + """<p>Bookinfo product page, served by the kubesim simulator (no real application runs here):
 request {path} reached Service {service}.{namespace} through the simulated Istio ingress gateway {gateway}.</p>
 </body>
 </html>
