@@ -16,13 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
-# 5% of answers with 500 and no Retry-After is not in make test: the roles' helm rounds get site.yml
-# through it in most runs (7 of 9 on 2026-12-03, converged in 48 to 205 s), but a run can still fail: once
-# after 88 s, once after 276 s and 21 helm rounds (cause not yet found), and a test that is
-# red one run in five would make the suite untrustworthy. To try it:
-#   .venv/bin/python -m pytest -n 0 -s tests/integration/test_site_faults.py  with the profile
-#   "error-500": {"fault_error_rate": 0.05, "fault_error_code": 500} added below.
 PROFILES = {
+    # 500 without Retry-After: client-go (helm, kubectl) does not retry it; the roles' task retries
+    # and helm rounds do
+    "error-500": {"fault_error_rate": 0.05, "fault_error_code": 500},
     "throttled-429": {"fault_error_rate": 0.05, "fault_error_code": 429, "fault_retry_after": 1},
     "slow-watch-cut": {"fault_latency": 0.15, "fault_watch_drop_after": 3},
 }

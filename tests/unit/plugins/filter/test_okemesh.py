@@ -69,6 +69,8 @@ HELM_BUSY = {
 def test_helm_busy_tells_a_pending_release_from_other_failures():
     assert okemesh.helm_busy(HELM_BUSY) is True
     assert okemesh.helm_busy({"failed": True, "stderr": HELM_BUSY["stderr"]}) is True
+    # an uninstall interrupted before it deleted the release record left it "uninstalling"
+    assert okemesh.helm_busy({"failed": True, "stderr": 'Error: UPGRADE FAILED: "istio-base" has no deployed releases\n'}) is True
     # a transient API error, a real error, a success, a skipped task, no result at all
     api_error = "Error: UPGRADE FAILED: could not get information about the resource: Internal error occurred: etcd"
     assert okemesh.helm_busy({"failed": True, "stderr": api_error}) is False
