@@ -278,7 +278,7 @@ def test_cache_wait_returns_zero_at_deadline(stub):
     cache.start_watches({"pods"}, deadline)
     start = time.monotonic()
     assert cache.wait_for_changes(deadline) == 0
-    assert 0.2 < time.monotonic() - start < 1.0
+    assert 0.2 < time.monotonic() - start < 5.0  # it waited for the deadline, and it ended
     cache.close()
 
 
