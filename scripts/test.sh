@@ -9,7 +9,7 @@ export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 py="$root/.venv/bin/python"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=("(" lint build sanity molecule ")" "(" unit kubesim ")" integration)
+[ ${#stages[@]} -gt 0 ] || stages=("(" lint build sanity ")" unit "(" kubesim molecule ")" integration)
 failed=()
 
 run_stage() {
@@ -48,9 +48,10 @@ run_one() {
 
 # Stages run in order. Stages between "(" and ")" run in the background, their output held back
 # and printed when everything else has ended; the stages of one group run one after the other, the
-# groups side by side. The unit and kubesim tests spend half their time waiting (on sockets,
-# Prometheus, simulated delays) and the playbook-level tests a quarter of theirs (helm, rollouts):
-# run together, they keep both cores busy.
+# groups side by side. The static checks run beside the unit tests; the kubesim tests (which wait
+# half their time, on sockets and simulated delays) and molecule beside the playbook-level tests
+# (which wait a quarter of theirs, on helm and rollouts). The unit tests run before them, on a
+# lighter machine: their Prometheus-backed rates and deadlines are exact, not loose.
 group=() bgpids=() bglogs=()
 for stage in "${stages[@]}"; do
   case "$stage" in

@@ -256,7 +256,9 @@ def test_helm_installs_go_through_the_rounds_that_recover_an_interrupted_release
         return
     rounds = list(_walk(tasks["helm_release.yml"]))
     install = next(t for t in rounds if "kubernetes.core.helm" in t)
-    assert "== 'failed'" in install["kubernetes.core.helm"]["force"]
+    # after the first round every try deploys: forced unless the round found the release deployed
+    force = install["kubernetes.core.helm"]["force"]
+    assert "__istio_helm_round | int > 0" in force and "!= 'deployed'" in force
     again = next(t for t in rounds if "ansible.builtin.set_fact" in t and "__istio_helm_again" in t["ansible.builtin.set_fact"])
     condition = again["ansible.builtin.set_fact"]["__istio_helm_again"]
     assert "!= 'deployed'" in condition and "< (istio_helm_retries | int)" in condition

@@ -53,8 +53,10 @@ def test_graphviz_dot_is_installed():
 
 def test_bookinfo_graph_svg_png_and_a_rerun_without_change(telemetry_env, api, capsys, tmp_path):
     path = str(tmp_path / "mesh.dot")
-    # a fixed evaluation time inside the scraped data: the same traffic, byte for byte
-    at = "%.3f" % (time.time() - 1)
+    # a fixed evaluation time inside the scraped data: the same traffic, byte for byte. Two seconds back,
+    # not one: on a busy machine the newest scrape can be more than a second old, and a rate whose
+    # window ends that far after its last sample is extrapolated short (9.9 rps for 10)
+    at = "%.3f" % (time.time() - 2)
     args = {"kubeconfig": api.kubeconfig, "namespaces": ["bookinfo"], "window": WINDOW, "path": path, "formats": ["svg", "png"],
             "time": at}
     out = run_main(capsys, args)
