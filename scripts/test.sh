@@ -40,7 +40,7 @@ run_one() {
     sanity) run_stage sanity bash scripts/sanity.sh ;;
     kubesim) run_stage kubesim pytest_stage tools/kubesim/tests -q -n "${OKEMESH_TEST_WORKERS:-2}" --durations=10 ;;
     # --dist load --maxschedchunk 1 hands tests out one by one, in order, as workers free up; tests/integration/conftest.py puts the longest first
-    integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_INTEGRATION_WORKERS:-${OKEMESH_TEST_WORKERS:-2}}" --dist load --maxschedchunk 1 --durations=20 ;;
+    integration) run_stage integration pytest_stage tests/integration -q -n "${OKEMESH_TEST_WORKERS:-2}" --dist load --maxschedchunk 1 --durations=20 ;;
     molecule) run_stage molecule "$root/.venv/bin/molecule" test -s default ;;
     *) echo "unknown stage $stage (lint unit build sanity kubesim integration molecule)"; exit 2 ;;
   esac

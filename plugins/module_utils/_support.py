@@ -100,20 +100,10 @@ _STATUS_CODE = re.compile(r'"code"\s*:\s*(\d{3})\b|\((\d{3})\)\s*Reason:')
 
 
 def _exception_texts(result):
-    """The text of an exception a module raised instead of failing cleanly: a traceback string
-    (``exception``; ``failed_when_suppressed_exception`` when the task's ``failed_when`` turned
-    the failure off), or an error summary's ``event.msg``."""
-    texts = []
-    for key in ("exception", "failed_when_suppressed_exception"):
-        exc = result.get(key)
-        if isinstance(exc, str):
-            texts.append(exc)
-            continue
-        event = exc.get("event") if isinstance(exc, dict) else getattr(exc, "event", None)
-        msg = event.get("msg") if isinstance(event, dict) else getattr(event, "msg", None)
-        if msg:
-            texts.append(str(msg))
-    return texts
+    """The traceback a module that raised instead of failing cleanly left: ``exception``, or
+    ``failed_when_suppressed_exception`` when the task's ``failed_when`` turned the failure off
+    (ansible-core 2.19 moves it there; below -vvv it is only a placeholder, see below)."""
+    return [result[key] for key in ("exception", "failed_when_suppressed_exception") if isinstance(result.get(key), str)]
 
 
 # What ansible-core 2.19 keeps of a module's exception when verbosity is below -vvv

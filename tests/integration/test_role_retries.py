@@ -135,40 +135,31 @@ def test_a_release_left_failed_by_an_api_error_is_deployed_again(kubesim, playbo
     assert again.rc == 0 and again.changed() == 0, str(again)
 
 
-def test_a_first_install_an_api_error_left_failed_is_upgraded_not_uninstalled(kubesim, playbook, tmp_path):
-    # This play's own first install meets a 500 creating the CRDs: helm leaves revision 1 "failed",
-    # and the retries of that round find it up to date (same chart and values). The next round
-    # upgrades it, forced; it does not uninstall it (the uninstall would keep the CRDs, and the next
-    # install would have to adopt them: more API requests, so less chance to get through).
-    result = run_with_fault(playbook, kubesim, tmp_path, "istio.yml", path="/customresourcedefinitions?fieldManager=", code=500,
+@pytest.mark.parametrize(
+    ("fault_path", "recovery", "history"),
+    [
+        # A 500 creating the CRDs: helm leaves revision 1 "failed", and the round's retries find it up to
+        # date (same chart and values). The next round upgrades it, forced; it does not uninstall it (the
+        # uninstall would keep the CRDs, and the next install would have to adopt them: more API requests,
+        # so less chance to get through).
+        pytest.param("/customresourcedefinitions?fieldManager=", "skipping", ["superseded", "deployed"], id="left-failed-upgraded"),
+        # A 500 on helm's last write (the release record turns "deployed"): the record stays
+        # "pending-install", which every later helm call refuses ("another operation is in progress").
+        # The next round uninstalls it and installs again.
+        pytest.param("/secrets/sh.helm.release.v1.istio-base.v1", "changed", ["deployed"], id="left-pending-installed-again"),
+    ],
+)
+def test_a_first_install_an_api_error_interrupted_is_recovered(kubesim, playbook, tmp_path, fault_path, recovery, history):
+    # this play's own first install; the fault lasts until the role's next round starts
+    result = run_with_fault(playbook, kubesim, tmp_path, "istio.yml", path=fault_path, code=500,
                             tags="istio_values,istio_base", retries_seen=1,
                             marker="Helm release state after an interrupted helm run - istio-base round 1",
                             **{k: v for k, v in istio_role_vars(kubesim, tmp_path).items()
                                if k not in ("ansible_python_interpreter", "okemesh_kubeconfig")})
     assert result.rc == 0, str(result)
     assert re.search(r"TASK \[okemesh\.istio\.istio : Recover a release an interrupted helm run of this play left behind - istio-base\] "
-                     r"\*+\nskipping:", result.stdout), str(result)
-    assert istio_base_releases(kubesim) == ["superseded", "deployed"], str(result)
-    assert ISTIO_BASE_CRDS <= istio_crds(kubesim)
-    again = playbook(PLAYBOOKS / "istio.yml", tags="istio_values,istio_base", env=helm_env(kubesim),
-                     extra_vars=istio_role_vars(kubesim, tmp_path))
-    assert again.rc == 0 and again.changed() == 0, str(again)
-
-
-def test_a_first_install_an_api_error_left_pending_is_installed_again(kubesim, playbook, tmp_path):
-    # helm's last write of an install (the release record turns "deployed") meets a 500: helm gives
-    # up the record, which stays "pending-install", and every later helm call on the release refuses
-    # ("another operation is in progress"). The fault lasts until the role's next round starts.
-    result = run_with_fault(playbook, kubesim, tmp_path, "istio.yml", path="/secrets/sh.helm.release.v1.istio-base.v1", code=500,
-                            tags="istio_values,istio_base", retries_seen=1,
-                            marker="Helm release state after an interrupted helm run - istio-base round 1",
-                            **{k: v for k, v in istio_role_vars(kubesim, tmp_path).items()
-                               if k not in ("ansible_python_interpreter", "okemesh_kubeconfig")})
-    assert result.rc == 0, str(result)
-    # this play's own first install: uninstalled, then installed again
-    assert re.search(r"TASK \[okemesh\.istio\.istio : Recover a release an interrupted helm run of this play left behind - istio-base\] "
-                     r"\*+\nchanged:", result.stdout), str(result)
-    assert istio_base_releases(kubesim) == ["deployed"], str(result)
+                     rf"\*+\n{recovery}:", result.stdout), str(result)
+    assert istio_base_releases(kubesim) == history, str(result)
     assert ISTIO_BASE_CRDS <= istio_crds(kubesim)
     again = playbook(PLAYBOOKS / "istio.yml", tags="istio_values,istio_base", env=helm_env(kubesim),
                      extra_vars=istio_role_vars(kubesim, tmp_path))

@@ -7,8 +7,6 @@ The error texts are the shapes kubernetes.core 6.2 (Python client), helm 3 and k
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from ansible_collections.okemesh.istio.plugins.module_utils import _oci, _support
@@ -69,11 +67,9 @@ TRANSIENT = [
     {"failed": True, "rc": 1, "stderr": "Error from server (TooManyRequests): the server has received too many requests"},
     {"failed": True, "rc": 1, "stderr": "Unable to connect to the server: net/http: TLS handshake timeout"},
     # a 500 met inside kubernetes.core's waiter escapes as the module's exception; with failed_when
-    # turning the failure off, ansible-core 2.19 keeps only the exception's summary (no msg)
-    {"failed": False, "failed_when_result": False, "failed_when_suppressed_exception":
-     {"event": {"msg": "500\nReason: Internal Server Error\nHTTP response headers: HTTPHeaderDict({})"}}},
-    {"failed": False, "failed_when_result": False, "failed_when_suppressed_exception": SimpleNamespace(
-        event=SimpleNamespace(msg="500\nReason: Internal Server Error\nHTTP response body: {\"code\":500}"))},
+    # turning the failure off, ansible-core 2.19 keeps its traceback apart (-vvv) ...
+    {"failed": False, "failed_when_result": False, "failed_when_suppressed_exception": "Traceback (most recent call last):\n"
+     "...\nkubernetes.dynamic.exceptions.InternalServerError: 500\nReason: Internal Server Error\n"},
     # ... and below -vvv not even that: only a placeholder
     {"failed": False, "failed_when_result": False, "failed_when_suppressed_exception": "(traceback unavailable)"},
     # older ansible-core: the traceback string
@@ -94,7 +90,7 @@ NOT_TRANSIENT = [
     {"failed": True, "rc": 1, "stderr": 'error: the server doesn\'t have a resource type "virtualservices"'},
     {"failed": True, "msg": "Failed to gather information about Deployment(s) even after waiting for 300 seconds"},
     {"failed": False, "failed_when_result": False, "failed_when_suppressed_exception":
-     {"event": {"msg": "'NoneType' object has no attribute 'get'"}}},
+     "Traceback (most recent call last):\n...\nAttributeError: 'NoneType' object has no attribute 'get'\n"},
     {"failed": False, "failed_when_result": False, "msg": "a message", "failed_when_suppressed_exception": "(traceback unavailable)"},
     {"failed": True, "msg": "MODULE FAILURE", "exception": "(traceback unavailable)"},
     # successes, and what is not a result
