@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 
 import pytest
 import yaml
@@ -18,6 +17,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.okemesh.istio.plugins.doc_fragments.k8s_auth import ModuleDocFragment
 from ansible_collections.okemesh.istio.plugins.modules import mesh_graph
+from tests.fixtures.telemetry import stubs
 from tests.support.modules import run_module
 
 # one worker starts the shared Prometheus environment (tests/unit/plugins/modules/conftest.py)
@@ -53,10 +53,9 @@ def test_graphviz_dot_is_installed():
 
 def test_bookinfo_graph_svg_png_and_a_rerun_without_change(telemetry_env, api, capsys, tmp_path):
     path = str(tmp_path / "mesh.dot")
-    # a fixed evaluation time inside the scraped data: the same traffic, byte for byte. Two seconds back,
-    # not one: on a busy machine the newest scrape can be more than a second old, and a rate whose
-    # window ends that far after its last sample is extrapolated short (9.9 rps for 10)
-    at = "%.3f" % (time.time() - 2)
+    # a fixed evaluation time inside the scraped data (the same traffic, byte for byte), where no target's
+    # newest scrape is stale (a stale one makes Prometheus extrapolate its rate short: 9.9 rps for 10)
+    at = stubs.settled_time(telemetry_env.prometheus)
     args = {"kubeconfig": api.kubeconfig, "namespaces": ["bookinfo"], "window": WINDOW, "path": path, "formats": ["svg", "png"],
             "time": at}
     out = run_main(capsys, args)
@@ -120,7 +119,8 @@ def test_virtual_service_shift_is_read_from_the_cluster(telemetry_env, api, caps
     api.objects = dict(shifted, **{"/apis/networking.istio.io/v1/namespaces/bookinfo/virtualservices": vs})
     try:
         out = run_main(capsys, {"kubeconfig": api.kubeconfig, "namespaces": ["bookinfo"], "window": WINDOW,
-                                "path": str(tmp_path / "mesh.dot"), "formats": []})
+                                "path": str(tmp_path / "mesh.dot"), "formats": [],
+                                "time": stubs.settled_time(telemetry_env.prometheus)})
     finally:
         api.objects = saved
     reviews = [n for n in out["nodes"] if n["id"] == "service:bookinfo/reviews"][0]
@@ -129,7 +129,8 @@ def test_virtual_service_shift_is_read_from_the_cluster(telemetry_env, api, caps
 
 def test_explicit_url_without_routing_needs_no_cluster(telemetry_env, capsys, tmp_path):
     out = run_main(capsys, {"path": str(tmp_path / "mesh.dot"), "formats": [], "window": WINDOW, "namespaces": ["broken"],
-                            "routing": False, "idle_workloads": False, "prometheus": {"url": telemetry_env.prometheus.url},
+                            "time": stubs.settled_time(telemetry_env.prometheus), "routing": False, "idle_workloads": False,
+                            "prometheus": {"url": telemetry_env.prometheus.url},
                             "kubeconfig": str(tmp_path / "no-such-kubeconfig")})
     tcp = [e for e in out["edges"] if e["kind"] == "call" and e["protocol"] == "tcp"]
     assert [(e["source"], e["target"]) for e in tcp] == [("workload:broken/productpage-v1", "service:broken/details")]
