@@ -13,11 +13,11 @@ import pytest
 
 # node id prefix -> measured seconds (pytest --durations=0, -n 2); keep roughly up to date
 LONGEST_FIRST = {
-    "test_site.py::test_three_clusters": 126,
+    "test_site.py::test_three_clusters": 100,
     "test_site_faults.py::test_site_converges_through_api_faults[error-500]": 100,
     "test_istio_role.py::test_canary_round_trip": 79,
-    "test_site_faults.py::test_site_converges_through_api_faults[throttled-429]": 75,
-    "test_site_faults.py::test_site_converges_through_api_faults[slow-watch-cut]": 73,
+    "test_site_faults.py::test_site_converges_through_api_faults[throttled-429]": 55,
+    "test_site_faults.py::test_site_converges_through_api_faults[slow-watch-cut]": 60,
     "test_awx_runner.py::test_site_through_ansible_runner": 66,
     "test_istio_role.py::test_install_check_mode_idempotent_then_upgrade": 45,
     "test_istio_role.py::test_ambient_profile": 35,

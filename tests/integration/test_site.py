@@ -1,6 +1,8 @@
 """site.yml, uninstall.yml and dashboards.yml end to end against kubesim (the Kubernetes API
 simulator): three clusters converge in one run, in parallel; the first of them then carries the
-single-cluster checks (idempotence, dashboards, uninstall), so the suite runs site.yml fully once.
+single-cluster checks (dashboards, uninstall with --limit). A second full site.yml run reporting
+changed=0 is molecule's idempotence step (extensions/molecule/default, a stage of `make test`);
+the fault-profile tests re-run the istio and bookinfo parts for changed=0 too.
 
 The run also proves the telemetry the add-ons hold after bookinfo's load generator,
 read the way telemetry_check reads it: through the Kubernetes API server's service proxy
@@ -86,9 +88,9 @@ def assert_telemetry_flows(sim) -> None:
     assert raw(sim, PROXY.format("kiali:20001") + "/kiali/api/status")["status"]["Kiali state"] == "running"
 
 
-def test_three_clusters_converge_prove_telemetry_print_summary_are_idempotent_and_uninstall(playbook, tmp_path):
+def test_three_clusters_converge_prove_telemetry_print_summary_and_uninstall(playbook, tmp_path):
     """One site.yml run converges three clusters in parallel (ansible.cfg forks); sim-1 then carries the
-    single-cluster checks: telemetry, idempotence, dashboards.yml and uninstall.yml, each with --limit."""
+    single-cluster checks: telemetry, dashboards.yml and uninstall.yml, each with --limit."""
     assert shutil.which("prometheus"), "Debian's prometheus package is required (scripts/install_system_packages.sh installs it)"
     sims = {f"OKEMESH_SIM_KUBECONFIG_{n}": start_kubesim(tmp_path / f"sim-{n}", scrape_interval="1s") for n in (1, 2, 3)}
     try:
@@ -117,15 +119,12 @@ def check_three_clusters(playbook, sims: list, env: dict[str, str], tmp_path: Pa
     sim = sims[0]
     assert_telemetry_flows(sim)
 
+    # dashboards (sim-1 only): print, then start in the background and stop again
     limit = ["--limit", "sim-1"]
-    second = playbook(REPO / "site.yml", inventory=inv, env=env, args=limit, extra_vars={"bookinfo_loadgen_requests": 40})
-    assert second.rc == 0, str(second)
-    assert set(second.recap) == {"sim-1"} and second.changed("sim-1") == 0, str(second)
-
-    # dashboards: print, then start in the background and stop again
     state = tmp_path / "pf"
     shown = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env, args=limit)
     assert shown.rc == 0, str(shown)
+    assert set(shown.recap) == {"sim-1"}, str(shown)
     expected = f"prometheus: kubectl --kubeconfig {sim.kubeconfig} -n istio-system port-forward svc/prometheus 9090:9090 -> http://localhost:9090"
     assert expected in " ".join(shown.stdout.split()), str(shown)
     started = playbook(REPO / "playbooks/dashboards.yml", inventory=inv, env=env, args=limit,
