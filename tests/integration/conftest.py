@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import pytest
 
-# node id prefix -> measured seconds (pytest --durations=0, -n 2); keep roughly up to date
+# node id prefix -> measured seconds (`make test`'s --durations=20 on a 2-core machine); keep roughly up to date
 LONGEST_FIRST = {
-    "test_site.py::test_three_clusters": 100,
-    "test_site_faults.py::test_site_converges_through_api_faults[error-500]": 100,
-    "test_istio_role.py::test_canary_round_trip": 79,
-    "test_site_faults.py::test_site_converges_through_api_faults[throttled-429]": 55,
-    "test_site_faults.py::test_site_converges_through_api_faults[slow-watch-cut]": 60,
-    "test_awx_runner.py::test_site_through_ansible_runner": 66,
-    "test_istio_role.py::test_install_check_mode_idempotent_then_upgrade": 45,
-    "test_istio_role.py::test_ambient_profile": 35,
-    "test_addons_role.py::test_toggles_converge_and_exposure": 34,
-    "test_bookinfo_role.py::test_traffic_profiles_converge_when_switched": 32,
-    "test_gateway_role.py::test_gateway_api_routing": 29,
-    "test_gateway_role.py::test_gateway_installs_routes_and_serves_bookinfo": 29,
-    "test_addons_role.py::test_default_addons_check_mode_install_idempotent": 23,
-    "test_gateway_role.py::test_network_load_balancer": 22,
+    "test_istio_role.py::test_canary_round_trip": 147,
+    "test_site.py::test_three_clusters": 145,
+    "test_site_faults.py::test_site_converges_through_api_faults[error-500]": 95,
+    "test_awx_runner.py::test_site_through_ansible_runner": 73,
+    "test_site_faults.py::test_site_converges_through_api_faults[slow-watch-cut]": 61,
+    "test_istio_role.py::test_install_check_mode_idempotent_then_upgrade": 37,
+    "test_site_faults.py::test_site_converges_through_api_faults[throttled-429]": 35,
+    "test_addons_role.py::test_toggles_converge_and_exposure": 30,
+    "test_istio_role.py::test_ambient_profile": 29,
+    "test_bookinfo_role.py::test_traffic_profiles_converge_when_switched": 27,
+    "test_gateway_role.py::test_gateway_api_routing": 25,
+    "test_gateway_role.py::test_gateway_installs_routes_and_serves_bookinfo": 23,
+    "test_addons_role.py::test_default_addons_check_mode_install_idempotent": 20,
+    "test_gateway_role.py::test_network_load_balancer": 18,
 }
 
 
