@@ -8,6 +8,7 @@ Every assertion reads the cluster back (helm list / helm get values / kubectl) a
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import sys
@@ -289,3 +290,19 @@ def test_unsupported_kubernetes_version(kubesim, tmp_path, playbook):
                         istio_chart_version_check=False)
     assert result.rc != 0
     assert "(1.30 to 1.34)" in result.stdout
+
+
+def test_version_read_by_prereqs_for_the_same_cluster_is_not_read_again(kubesim, tmp_path, playbook):
+    """prereqs publishes okemesh_kubernetes_version and the cluster it is of; the istio preflight checks that
+    version without a second discovery, and reads the cluster itself when the version is of another one."""
+    said = {"okemesh_kubernetes_version": "v1.29.4",  # kubesim answers a supported version: the fact decides
+            "okemesh_kubernetes_version_of": {"kubeconfig": kubesim.kubeconfig, "context": ""}}
+    result = apply_role(playbook, kubesim, tmp_path, tags="istio_preflight", **said)
+    assert result.rc != 0
+    assert "Kubernetes v1.29.4 is outside the range Istio 1.30 supports" in result.stdout
+    assert re.search(r"Read the cluster's Kubernetes version\] \*+\nskipping", result.stdout), result.stdout
+
+    other = dict(said, okemesh_kubernetes_version_of={"kubeconfig": str(tmp_path / "another-cluster"), "context": ""})
+    result = apply_role(playbook, kubesim, tmp_path, tags="istio_preflight", **other)
+    assert result.rc == 0, str(result)
+    assert re.search(r"Read the cluster's Kubernetes version\] \*+\nok", result.stdout), result.stdout

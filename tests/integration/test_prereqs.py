@@ -47,6 +47,7 @@ def test_existing_kubeconfig_binding_idempotent_and_check_mode(playbook, kubesim
     f = facts(tmp_path)
     assert f["okemesh_kubeconfig"] == kubesim.kubeconfig and f["okemesh_context"] == kubesim.context
     assert f["okemesh_kubernetes_version"] == kubesim.settings()["kubernetes_version"]
+    assert f["okemesh_kubernetes_version_of"] == {"kubeconfig": kubesim.kubeconfig, "context": kubesim.context}
     assert f["okemesh_kubectl_binary"] == "kubectl" and f["okemesh_helm_binary"] == "helm"  # the venv's pinned ones, on PATH
     assert f["okemesh_oci_binary"] == ""  # not needed without OKE
     rc, crb = kubectl_rc_json(kubesim, "get", "clusterrolebinding", "okemesh-cluster-admin")
