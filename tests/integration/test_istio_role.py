@@ -302,7 +302,7 @@ def test_version_read_by_prereqs_for_the_same_cluster_is_not_read_again(kubesim,
     assert "Kubernetes v1.29.4 is outside the range Istio 1.30 supports" in result.stdout
     assert re.search(r"Read the cluster's Kubernetes version\] \*+\nskipping", result.stdout), result.stdout
 
-    other = dict(said, okemesh_kubernetes_version_of={"kubeconfig": str(tmp_path / "another-cluster"), "context": ""})
+    other = {**said, "okemesh_kubernetes_version_of": {"kubeconfig": str(tmp_path / "another-cluster"), "context": ""}}
     result = apply_role(playbook, kubesim, tmp_path, tags="istio_preflight", **other)
     assert result.rc == 0, str(result)
     assert re.search(r"Read the cluster's Kubernetes version\] \*+\nok", result.stdout), result.stdout
